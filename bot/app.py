@@ -1,0 +1,231 @@
+"""The composition root: builds everything once from the settings, wires it, runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import structlog
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import db
+from bot.channels.base import Channel
+from bot.channels.telegram import TelegramChannel, build_application
+from bot.i18n import load_translations
+from bot.media import ImageStore
+from bot.server import build_web_app
+from bot.settings import Settings
+from handlers.context import FlowConfig, Services
+from handlers.drafts import expire_drafts
+from handlers.flood import FloodGuard
+from handlers.messages import Outbound
+from handlers.router import SessionFactory, handle_inbound
+from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
+from models.people import grant_role
+from models.tables import Role
+from scheduler.outbox import DeliveryFailed, dispatch_outbox
+from scheduler.runner import PeriodicJob, build_scheduler
+
+log = structlog.get_logger(__name__)
+
+BOTFATHER_HELP = """\
+No messaging platform is configured, so there is nothing to run yet.
+
+To run Gương Sáng on Telegram:
+  1. In Telegram, open @BotFather, send /newbot and follow its questions.
+  2. Copy the token it gives you (it looks like 123456789:AA...).
+  3. Put it in a file named .env beside pyproject.toml:
+       TELEGRAM_BOT_TOKEN=123456789:AA...
+     (or export TELEGRAM_BOT_TOKEN in the environment), then run `guongsang run` again.
+See README.md, section "Run it on Telegram".
+"""
+
+OUTBOX_EVERY_SECONDS = 2.0
+DRAFT_SWEEP_EVERY_SECONDS = 300.0
+
+
+class ConfigurationError(SystemExit):
+    """Start-up cannot go on; the message tells the operator what to do."""
+
+
+def build_services(settings: Settings) -> Services:
+    area_file = settings.area_tags_file or bundled_area_tags(settings.province_code)
+    return Services(
+        config=FlowConfig(
+            default_locale=settings.default_locale,
+            timezone=ZoneInfo(settings.timezone),
+            draft_ttl=timedelta(hours=settings.draft_ttl_hours),
+            reports_per_day=settings.reports_per_day,
+            messages_per_minute=settings.messages_per_minute,
+        ),
+        media=ImageStore(
+            settings.media_dir,
+            max_bytes=settings.max_photo_bytes,
+            max_pixels=settings.max_photo_pixels,
+            keep_original=settings.keep_original_photos,
+        ),
+        communes=CommuneDirectory(settings.province_code, load_area_tags(area_file)),
+        translations=load_translations(),
+        flood=FloodGuard(settings.messages_per_minute),
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything the process runs, built once and handed down."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    services: Services
+    channels: dict[str, Channel] = field(default_factory=dict)
+    routes: list[web.RouteDef] = field(default_factory=list)
+
+    async def send_payload(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
+        """The outbox's way out: one stored message to one chat on its channel."""
+        target = self.channels.get(channel)
+        if target is None:
+            raise DeliveryFailed(f"channel {channel} is not running", retry_in=60.0)
+        return await target.send(Outbound.from_payload(payload))
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception as error:
+            database = f"error: {type(error).__name__}"
+        return {
+            "status": "ok" if database == "ok" else "degraded",
+            "database": database,
+            "channels": sorted(self.channels),
+        }
+
+    def jobs(self) -> list[PeriodicJob]:
+        now = partial(datetime.now, UTC)
+        return [
+            PeriodicJob("outbox", partial(dispatch_outbox, self.sessions, self.send_payload),
+                        OUTBOX_EVERY_SECONDS),
+            PeriodicJob("expire-drafts",
+                        lambda: expire_drafts(self.services, self.sessions, now()),
+                        DRAFT_SWEEP_EVERY_SECONDS),
+        ]  # fmt: skip
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Wire the process: database, services, channels, web routes. No I/O happens here."""
+    engine = db.make_engine(settings.database_url)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=db.session_factory(engine),
+        services=build_services(settings),
+    )
+    handle = partial(handle_inbound, runtime.services, runtime.sessions)
+    if settings.telegram_bot_token is not None:
+        telegram = _build_telegram(settings, runtime, handle)
+        runtime.channels[telegram.name] = telegram
+    if not runtime.channels:
+        raise ConfigurationError(BOTFATHER_HELP)
+    return runtime
+
+
+def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> TelegramChannel:
+    assert settings.telegram_bot_token is not None
+    secret = settings.telegram_webhook_secret
+    if settings.telegram_webhook_mode and secret is None:
+        raise ConfigurationError(
+            "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
+            "set a long random secret (for example `openssl rand -hex 32`)."
+        )
+    channel = TelegramChannel(
+        build_application(
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_api_base_url,
+            webhook=settings.telegram_webhook_mode,
+        ),
+        handle,
+        runtime.services.media,
+        dict(runtime.services.translations),
+        webhook_url=settings.telegram_webhook_url,
+        webhook_secret=secret.get_secret_value() if secret else None,
+    )
+    if settings.telegram_webhook_url:
+        path = urlsplit(settings.telegram_webhook_url).path or "/telegram/webhook"
+        runtime.routes.append(channel.webhook_route(path))
+    return channel
+
+
+async def bootstrap_admins(sessions: SessionFactory, admin_ids: list[str]) -> None:
+    """Grant `admin` to each `channel:id` of ADMIN_IDS (idempotent)."""
+    async with sessions() as session, session.begin():
+        for admin in admin_ids:
+            channel, _, external_id = admin.partition(":")
+            if not external_id:
+                raise ConfigurationError(f"ADMIN_IDS entry {admin!r} must look like telegram:123")
+            await grant_role(session, channel, external_id, Role.ADMIN, granted_by="ADMIN_IDS")
+
+
+def describe_database(database_url: str) -> str:
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+async def run(settings: Settings) -> None:
+    """Start everything, print what runs where, and serve until SIGINT/SIGTERM."""
+    runtime = build_runtime(settings)
+    await db.upgrade(settings.database_url)
+    await bootstrap_admins(runtime.sessions, settings.admin_ids)
+    web_runner = web.AppRunner(build_web_app(runtime.routes, runtime.health))
+    await web_runner.setup()
+    await web.TCPSite(web_runner, settings.http_host, settings.http_port).start()
+    for channel in runtime.channels.values():
+        await channel.start()
+    scheduler = build_scheduler(settings.timezone, runtime.jobs())
+    scheduler.start()
+    _announce(runtime)
+    try:
+        await _wait_for_stop_signal()
+    finally:
+        scheduler.shutdown(wait=False)
+        for channel in runtime.channels.values():
+            await channel.stop()
+        await web_runner.cleanup()
+        await runtime.engine.dispose()
+        log.info("stopped")
+
+
+def _announce(runtime: Runtime) -> None:
+    settings = runtime.settings
+    mode = "webhook" if settings.telegram_webhook_mode else "polling"
+    print(
+        f"Gương Sáng is running. Province: {runtime.services.communes.province_name} "
+        f"({len(runtime.services.communes)} communes and wards)"
+    )
+    print(f"  database : {describe_database(settings.database_url)}")
+    for name in runtime.channels:
+        print(f"  channel  : {name} ({mode})")
+    print(f"  http     : http://{settings.http_host}:{settings.http_port}/healthz")
+    print("Press Ctrl+C to stop.", flush=True)
+    log.info(
+        "started",
+        channels=sorted(runtime.channels),
+        telegram_mode=mode,
+        database=make_url(settings.database_url).get_backend_name(),
+    )
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,76 @@
+"""What every channel adapter shares: the protocol, and sending replies in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import structlog
+
+from handlers.messages import Capabilities, Inbound, Outbound
+from scheduler.outbox import DeliveryFailed
+
+InboundHandler = Callable[[Inbound, Capabilities], Awaitable[list[Outbound]]]
+
+COALESCE_DELAY_SECONDS = 0.8
+
+log = structlog.get_logger(__name__)
+
+
+class Channel(Protocol):
+    """A platform adapter: translates inbound updates and renders outbound messages."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, outbound: Outbound) -> str:
+        """Render and send one message; return its platform id or raise DeliveryFailed."""
+        ...
+
+
+class ReplySender:
+    """Sends a flow's replies in order; collapses coalescible ones sent in quick succession.
+
+    An album arrives as several updates; each stores its photo and acknowledges it with
+    the same `coalesce_key`. Only the last acknowledgement is sent, shortly after the
+    burst ends. Any other reply to that chat supersedes a pending acknowledgement.
+    """
+
+    def __init__(
+        self, send: Callable[[Outbound], Awaitable[str]], delay: float = COALESCE_DELAY_SECONDS
+    ) -> None:
+        self._send = send
+        self._delay = delay
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    async def deliver(self, replies: list[Outbound]) -> None:
+        for outbound in replies:
+            previous = self._pending.pop(outbound.chat_id, None)
+            if previous is not None:
+                previous.cancel()
+            if outbound.coalesce_key:
+                self._pending[outbound.chat_id] = asyncio.create_task(self._later(outbound))
+            else:
+                await self._send_logged(outbound)
+
+    async def _later(self, outbound: Outbound) -> None:
+        await asyncio.sleep(self._delay)
+        self._pending.pop(outbound.chat_id, None)
+        await self._send_logged(outbound)
+
+    async def _send_logged(self, outbound: Outbound) -> None:
+        try:
+            await self._send(outbound)
+        except DeliveryFailed as failure:
+            log.warning("reply.failed", chat_id=outbound.chat_id, reason=str(failure))
+
+    async def flush(self) -> None:
+        """Wait for pending replies (used at shutdown)."""
+        pending = list(self._pending.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

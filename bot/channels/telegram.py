@@ -1,0 +1,373 @@
+"""Telegram adapter: python-telegram-bot updates in, neutral `Outbound` messages out.
+
+It only translates. Every decision is taken by `handlers/`; the adapter turns an
+`Update` into an `Inbound`, hands it to the flows, and renders their replies with
+the Bot API (HTML parse mode: the flows escape user text).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from telegram import (
+    BotCommand,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.channels.base import InboundHandler, ReplySender
+from handlers.basics import COMMANDS
+from handlers.context import Translator
+from handlers.messages import (
+    Attachment,
+    Capabilities,
+    Contact,
+    Inbound,
+    InboundKind,
+    Outbound,
+)
+from handlers.ports import MediaProblem, MediaRejected, MediaStore
+from scheduler.outbox import DeliveryFailed
+
+CHANNEL = "telegram"
+CAPABILITIES = Capabilities(
+    inline_buttons=True,
+    message_edits=True,
+    albums=True,
+    contact_request=True,
+    max_text_length=MessageLimit.MAX_TEXT_LENGTH,
+    max_caption_length=MessageLimit.CAPTION_LENGTH,
+)
+WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+UNSUPPORTED_ATTRIBUTES = (
+    "sticker", "video", "voice", "audio", "animation", "video_note", "location", "poll",
+    "venue", "dice", "game", "story",
+)  # fmt: skip
+
+log = structlog.get_logger(__name__)
+
+
+class TelegramChannel:
+    name = CHANNEL
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        application: Application,
+        handle: InboundHandler,
+        media: MediaStore,
+        translations: dict[str, Translator],
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.application = application
+        self._handle = handle
+        self._media = media
+        self._translations = translations
+        self._webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        self._replies = ReplySender(self.send)
+        application.add_handler(TypeHandler(Update, self._on_update))
+        application.add_error_handler(self._on_error)
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        await self._publish_commands()
+        if self._webhook_url:
+            await self.application.bot.set_webhook(
+                self._webhook_url,
+                secret_token=self._webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            assert self.application.updater is not None
+            await self.application.bot.delete_webhook()
+            await self.application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        await self.application.start()
+
+    async def stop(self) -> None:
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self._replies.flush()
+        await self.application.shutdown()
+
+    async def _publish_commands(self) -> None:
+        """The command menu, in Vietnamese by default and in English for English clients."""
+        for language, translate in self._translations.items():
+            commands = [BotCommand(name, translate(text)) for name, text in COMMANDS]
+            language_code = None if language == "vi" else language
+            await self.application.bot.set_my_commands(
+                commands, scope=BotCommandScopeDefault(), language_code=language_code
+            )
+
+    # ---- webhook --------------------------------------------------------------------
+
+    def webhook_route(self, path: str) -> web.RouteDef:
+        return web.post(path, self._on_webhook)
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
+        if not self._webhook_secret or not hmac.compare_digest(
+            given.encode(), self._webhook_secret.encode()
+        ):
+            log.warning("telegram.webhook.bad_secret", remote=request.remote)
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), self.application.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400)
+        await self.application.update_queue.put(update)
+        return web.Response()
+
+    # ---- inbound --------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        inbound = self.to_inbound(update)
+        if update.callback_query is not None:
+            await _answer_quietly(update)
+        if inbound is None:
+            log.debug("telegram.update.ignored", update_id=update.update_id)
+            return
+        structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
+        try:
+            replies = await self._handle(inbound, CAPABILITIES)
+            await self._replies.deliver(replies)
+        finally:
+            structlog.contextvars.unbind_contextvars("update_id", "channel")
+
+    def to_inbound(self, update: Update) -> Inbound | None:
+        query = update.callback_query
+        if query is not None:
+            if query.message is None or query.data is None or query.message.chat.type != "private":
+                return None
+            return self._base(
+                update, str(query.message.chat.id), InboundKind.BUTTON, payload=query.data
+            )
+        message = update.message
+        if message is None or message.chat.type != "private" or message.from_user is None:
+            return None
+        return self._message_inbound(update, message)
+
+    def _message_inbound(self, update: Update, message: Message) -> Inbound:
+        chat_id = str(message.chat.id)
+        if message.text is not None:
+            return self._text_inbound(update, chat_id, message.text)
+        if message.photo:
+            largest = message.photo[-1]
+            return self._base(
+                update,
+                chat_id,
+                InboundKind.PHOTO,
+                attachment=self._attachment(
+                    largest.file_id, largest.file_size, "image/jpeg", None, message.media_group_id
+                ),
+            )
+        if message.document is not None:
+            doc = message.document
+            return self._base(
+                update,
+                chat_id,
+                InboundKind.DOCUMENT,
+                attachment=self._attachment(
+                    doc.file_id, doc.file_size, doc.mime_type, doc.file_name, message.media_group_id
+                ),
+            )
+        if message.contact is not None:
+            assert message.from_user is not None
+            contact = Contact(
+                phone=message.contact.phone_number,
+                name=" ".join(
+                    filter(None, [message.contact.first_name, message.contact.last_name])
+                ),
+                is_own=message.contact.user_id == message.from_user.id,
+            )
+            return self._base(update, chat_id, InboundKind.CONTACT, contact=contact)
+        kind = next((a for a in UNSUPPORTED_ATTRIBUTES if getattr(message, a, None)), "other")
+        return self._base(update, chat_id, InboundKind.UNSUPPORTED, unsupported_type=kind)
+
+    def _text_inbound(self, update: Update, chat_id: str, text: str) -> Inbound:
+        if text.startswith("/"):
+            head, _, args = text[1:].partition(" ")
+            command = head.split("@", 1)[0].lower()
+            return self._base(
+                update, chat_id, InboundKind.COMMAND, command=command, args=args.strip(), text=text
+            )
+        return self._base(update, chat_id, InboundKind.TEXT, text=text)
+
+    def _base(self, update: Update, chat_id: str, kind: InboundKind, **fields: object) -> Inbound:
+        user = update.effective_user
+        assert user is not None
+        return Inbound(
+            channel=CHANNEL,
+            chat_id=chat_id,
+            user_id=str(user.id),
+            update_id=str(update.update_id),
+            kind=kind,
+            display_name=user.full_name,
+            language_code=user.language_code,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def _attachment(
+        self,
+        file_id: str,
+        size: int | None,
+        mime_type: str | None,
+        file_name: str | None,
+        group_id: str | None,
+    ) -> Attachment:
+        return Attachment(
+            file_id=file_id,
+            size=size,
+            mime_type=mime_type,
+            file_name=file_name,
+            download=self._downloader(file_id),
+            group_id=group_id,
+        )
+
+    def _downloader(self, file_id: str) -> Callable[[int], Awaitable[bytes]]:
+        async def download(max_bytes: int) -> bytes:
+            try:
+                telegram_file = await self.application.bot.get_file(file_id)
+                if telegram_file.file_size is not None and telegram_file.file_size > max_bytes:
+                    raise MediaRejected(MediaProblem.TOO_LARGE)
+                return bytes(await telegram_file.download_as_bytearray())
+            except BadRequest as error:  # "file is too big": over the Bot API's 20 MB
+                log.info("telegram.download.refused", error=str(error))
+                raise MediaRejected(MediaProblem.TOO_LARGE) from error
+
+        return download
+
+    # ---- outbound -------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        """Render `outbound` with the Bot API; returns the id of the last message sent."""
+        try:
+            if outbound.photos:
+                await self._send_photos(outbound)
+            return await self._send_text(outbound)
+        except RetryAfter as error:
+            raise DeliveryFailed(str(error), retry_in=_seconds(error.retry_after)) from error
+        except Forbidden as error:
+            raise DeliveryFailed(str(error), retry_in=None) from error
+        except BadRequest as error:
+            log.error("telegram.send.bad_request", chat_id=outbound.chat_id, error=str(error))
+            raise DeliveryFailed(str(error), retry_in=None) from error
+        except (NetworkError, TelegramError) as error:
+            raise DeliveryFailed(str(error), retry_in=5.0) from error
+
+    async def _send_text(self, outbound: Outbound) -> str:
+        chunks = _split(outbound.text, CAPABILITIES.max_text_length)
+        message_id = ""
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            sent = await self.application.bot.send_message(
+                chat_id=outbound.chat_id,
+                text=chunk,
+                parse_mode=ParseMode.HTML,
+                reply_markup=_markup(outbound) if last else None,
+                disable_web_page_preview=True,
+            )
+            message_id = str(sent.message_id)
+        return message_id
+
+    async def _send_photos(self, outbound: Outbound) -> None:
+        media = [
+            InputMediaPhoto(
+                self._media.path_of(photo.sha256).read_bytes(),
+                caption=photo.caption or None,
+                parse_mode=ParseMode.HTML,
+            )
+            for photo in outbound.photos[:10]
+        ]
+        if len(media) == 1:
+            await self.application.bot.send_photo(
+                outbound.chat_id,
+                media[0].media,
+                caption=media[0].caption,
+                parse_mode=ParseMode.HTML,
+            )
+        else:
+            await self.application.bot.send_media_group(outbound.chat_id, media)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        update_id = update.update_id if isinstance(update, Update) else None
+        log.error("telegram.update.failed", update_id=update_id, exc_info=context.error)
+
+
+def _markup(
+    outbound: Outbound,
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+    if outbound.buttons:
+        return InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
+                for row in outbound.buttons
+            ]
+        )
+    if outbound.request_contact_label:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(outbound.request_contact_label, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if outbound.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+def _split(text: str, limit: int) -> list[str]:
+    """Cut text into messages of at most `limit` characters, at line breaks where possible."""
+    chunks: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > limit // 2 else limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    chunks.append(text)
+    return chunks
+
+
+def _seconds(retry_after: object) -> float:
+    total_seconds = getattr(retry_after, "total_seconds", None)
+    return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
+
+
+async def _answer_quietly(update: Update) -> None:
+    assert update.callback_query is not None
+    try:
+        await update.callback_query.answer()
+    except TelegramError as error:
+        log.info("telegram.callback.answer_failed", error=str(error))
+
+
+def build_application(token: str, api_base_url: str, *, webhook: bool) -> Application:
+    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake)."""
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{api_base_url.rstrip('/')}/bot")
+        .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
+        .concurrent_updates(64)
+    )
+    if webhook:
+        builder = builder.updater(None)
+    return builder.build()

@@ -1,0 +1,61 @@
+"""Configuration from the environment and `.env`. Every variable is listed in `.env.example`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/guongsang.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+
+    database_url: str = DEFAULT_DATABASE_URL
+    media_dir: Path = Path("./data/media")
+    province_code: int = 20
+    area_tags_file: Path | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+    default_locale: str = "vi"
+    admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    draft_ttl_hours: float = 48.0
+    reports_per_day: int = 5
+    messages_per_minute: int = 30
+    max_photo_bytes: int = 20 * 1024 * 1024
+    max_photo_pixels: int = 50_000_000
+    keep_original_photos: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in ("vi", "en"):
+            raise ValueError("DEFAULT_LOCALE must be 'vi' or 'en'")
+        return value
+
+    @property
+    def telegram_webhook_mode(self) -> bool:
+        return bool(self.telegram_webhook_url)

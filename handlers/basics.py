@@ -1,0 +1,110 @@
+"""Greeting, menu, help, language and cancel: available at every step."""
+
+from __future__ import annotations
+
+from handlers.context import FlowContext
+from handlers.messages import Button
+from handlers.text import N_, fmt
+
+LOCALES = {"vi": "Tiếng Việt", "en": "English"}
+
+COMMANDS: list[tuple[str, str]] = [
+    ("start", N_("Start and main menu")),
+    ("report", N_("Report a good person or good deed")),
+    ("myreports", N_("My reports")),
+    ("status", N_("Status of a report: /status CODE")),
+    ("help", N_("Help")),
+    ("lang", N_("Language: Vietnamese or English")),
+    ("cancel", N_("Cancel what you are doing")),
+]
+"""The commands every user has, in menu order; channels publish them where they can."""
+
+
+def main_menu(ctx: FlowContext) -> list[list[Button]]:
+    _ = ctx._
+    return [
+        [Button(_("📝 Report a good deed"), "menu:report")],
+        [Button(_("📋 My reports"), "menu:myreports"), Button(_("❓ Help"), "menu:help")],
+        [Button(_("🌐 Language / Ngôn ngữ"), "menu:lang")],
+    ]
+
+
+async def greet(ctx: FlowContext) -> None:
+    _ = ctx._
+    ctx.say(
+        _welcome(ctx)
+        + "\n\n"
+        + _(
+            "Here you can tell the province's Emulation and Commendation Council about "
+            "good people and good deeds around you, with photos.\n"
+            "Every report is checked by the council; honoured stories are published "
+            "for everyone to read.\n"
+            "It takes about a minute. You may stay anonymous."
+        ),
+        main_menu(ctx),
+    )
+
+
+def _welcome(ctx: FlowContext) -> str:
+    if ctx.person.display_name:
+        return fmt(ctx._("Welcome to <b>Gương Sáng</b>, {name}!"), name=ctx.person.display_name)
+    return ctx._("Welcome to <b>Gương Sáng</b>!")
+
+
+async def show_help(ctx: FlowContext) -> None:
+    _ = ctx._
+    lines = [_("<b>What I can do</b>")]
+    lines += [f"/{name} — {_(description)}" for name, description in COMMANDS]
+    lines.append("")
+    lines.append(
+        _(
+            "You can write without diacritics. /cancel stops the current step at any time; "
+            "an unfinished report is kept for a while so you can continue later."
+        )
+    )
+    ctx.say("\n".join(lines), main_menu(ctx))
+
+
+async def choose_language(ctx: FlowContext) -> None:
+    requested = ctx.inbound.args.strip().lower()
+    if requested in LOCALES:
+        await set_language(ctx, requested)
+        return
+    buttons = [[Button(label, f"lang:{code}") for code, label in LOCALES.items()]]
+    ctx.say(ctx._("Choose your language / Chọn ngôn ngữ:"), buttons)
+
+
+async def set_language(ctx: FlowContext, code: str) -> None:
+    if code not in LOCALES:
+        await choose_language(ctx)
+        return
+    ctx.person.locale = code
+    ctx.session.add(ctx.person)
+    ctx.say(fmt(ctx._("Language set to {language}."), language=LOCALES[code]), main_menu(ctx))
+
+
+async def cancel(ctx: FlowContext) -> None:
+    _ = ctx._
+    if ctx.conversation.flow:
+        ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
+        if ctx.capabilities.contact_request:
+            ctx.say(_("Cancelled. Nothing was sent."), remove_keyboard=True)
+            ctx.say(_("Choose what you would like to do:"), main_menu(ctx))
+        else:
+            ctx.say(_("Cancelled. Nothing was sent."), main_menu(ctx))
+    else:
+        ctx.say(_("There is nothing to cancel."), main_menu(ctx))
+
+
+async def unknown_command(ctx: FlowContext) -> None:
+    ctx.say(
+        fmt(
+            ctx._("I don't know the command /{command}. Here is what I can do:"),
+            command=ctx.inbound.command,
+        ),
+        main_menu(ctx),
+    )
+
+
+async def idle_hint(ctx: FlowContext) -> None:
+    ctx.say(ctx._("Choose what you would like to do:"), main_menu(ctx))

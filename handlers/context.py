@@ -1,0 +1,86 @@
+"""What a flow is given to decide: the update, the person, their state, and services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from handlers.flood import FloodGuard
+from handlers.locks import KeyedLocks
+from handlers.messages import Button, Capabilities, Inbound, Outbound
+from handlers.ports import MediaProblem, MediaStore, StoredImage
+from models.communes import CommuneDirectory
+from models.tables import Conversation, Person, Role
+
+Translator = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """The settings flows need, as plain values (flows never import `bot.settings`)."""
+
+    default_locale: str = "vi"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    draft_ttl: timedelta = timedelta(hours=48)
+    reports_per_day: int = 5
+    messages_per_minute: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Built once at start-up by the composition root and shared by every update."""
+
+    config: FlowConfig
+    media: MediaStore
+    communes: CommuneDirectory
+    translations: Mapping[str, Translator]
+    flood: FloodGuard
+    locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
+
+    def translator(self, locale: str) -> Translator:
+        return self.translations.get(locale) or self.translations[self.config.default_locale]
+
+
+@dataclass(slots=True)
+class FlowContext:
+    """One update being handled: one database session, one person, their conversation."""
+
+    services: Services
+    session: AsyncSession
+    inbound: Inbound
+    capabilities: Capabilities
+    person: Person
+    roles: frozenset[Role]
+    conversation: Conversation
+    now: datetime
+    upload: StoredImage | MediaProblem | None = None
+    """The file the person sent with this update, already received (see handlers.uploads)."""
+    replies: list[Outbound] = field(default_factory=list)
+
+    @property
+    def _(self) -> Translator:
+        return self.services.translator(self.person.locale)
+
+    def say(
+        self,
+        text: str,
+        buttons: list[list[Button]] | None = None,
+        *,
+        request_contact_label: str = "",
+        remove_keyboard: bool = False,
+        coalesce_key: str = "",
+    ) -> None:
+        self.replies.append(
+            Outbound(
+                chat_id=self.inbound.chat_id,
+                text=text,
+                buttons=buttons or [],
+                request_contact_label=request_contact_label,
+                remove_keyboard=remove_keyboard,
+                coalesce_key=coalesce_key,
+            )
+        )

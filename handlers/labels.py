@@ -1,0 +1,47 @@
+"""Translatable names of the enums users see."""
+
+from __future__ import annotations
+
+from handlers.text import N_
+from models.communes import AreaTag
+from models.tables import NomineeGroup, NomineeKind, ReportStatus
+
+KIND_LABELS: dict[NomineeKind, str] = {
+    NomineeKind.INDIVIDUAL: N_("An individual"),
+    NomineeKind.COLLECTIVE: N_("A collective"),
+}
+
+GROUP_LABELS: dict[NomineeGroup, str] = {
+    NomineeGroup.WORKER: N_("Worker"),
+    NomineeGroup.FARMER: N_("Farmer"),
+    NomineeGroup.DIRECT_LABOURER: N_("Direct labourer"),
+    NomineeGroup.ARMED_FORCES: N_("Armed forces"),
+    NomineeGroup.MILITIA: N_("Militia and self-defence"),
+    NomineeGroup.COMMUNE_POLICE: N_("Commune police"),
+    NomineeGroup.NEIGHBOURHOOD_GUARD: N_("Neighbourhood guard"),
+    NomineeGroup.WORKPLACE_GUARD: N_("Agency or company guard"),
+    NomineeGroup.VILLAGE_OFFICER: N_("Village or neighbourhood officer"),
+    NomineeGroup.SMALL_COLLECTIVE: N_("Small collective"),
+    NomineeGroup.STUDENT: N_("Pupil or student"),
+    NomineeGroup.CIVIL_SERVANT: N_("Civil servant"),
+    NomineeGroup.ENTREPRENEUR: N_("Entrepreneur"),
+    NomineeGroup.OTHER: N_("Other"),
+}
+
+AREA_TAG_LABELS: dict[AreaTag, str] = {
+    AreaTag.HIGHLAND: N_("highland"),
+    AreaTag.BORDER: N_("border"),
+    AreaTag.ESPECIALLY_DIFFICULT: N_("especially difficult"),
+    AreaTag.ETHNIC_MINORITY: N_("ethnic minority area"),
+}
+
+STATUS_LABELS: dict[ReportStatus, str] = {
+    ReportStatus.SUBMITTED: N_("waiting for review"),
+    ReportStatus.CLAIMED: N_("being reviewed"),
+    ReportStatus.NEEDS_INFO: N_("more information requested"),
+    ReportStatus.APPROVED: N_("approved"),
+    ReportStatus.REJECTED: N_("not approved"),
+    ReportStatus.DUPLICATE: N_("duplicate of another report"),
+    ReportStatus.PUBLISHED: N_("published"),
+    ReportStatus.WITHDRAWN: N_("withdrawn"),
+}

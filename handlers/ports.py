@@ -1,0 +1,48 @@
+"""Services the flows use but do not own, typed here and implemented in `bot/`.
+
+Keeping the protocols beside the flows lets `handlers/` stay free of any import
+from `bot/` (the arrows point one way) while the runtime hands the real
+implementations in through `FlowContext`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+
+class MediaProblem(StrEnum):
+    TOO_LARGE = "too_large"
+    NOT_AN_IMAGE = "not_an_image"
+    TOO_MANY_PIXELS = "too_many_pixels"
+
+
+class MediaRejected(Exception):
+    """The bytes offered are not an image we are willing to keep."""
+
+    def __init__(self, problem: MediaProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    sha256: str
+    width: int
+    height: int
+    size: int
+    mime_type: str
+
+
+class MediaStore(Protocol):
+    """Decodes, cleans and stores images by content."""
+
+    max_bytes: int
+
+    async def ingest(self, data: bytes) -> StoredImage:
+        """Prove `data` is an image, strip its metadata, store it; raise MediaRejected."""
+        ...
+
+    def path_of(self, sha256: str) -> Path: ...

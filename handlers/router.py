@@ -1,0 +1,154 @@
+"""The single entry point for every inbound message of every channel.
+
+`handle_inbound` opens one database session per update, finds the person and their
+conversation, lets the right flow decide, saves the conversation with
+compare-and-set, and returns the replies for the channel to send after the commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from handlers import basics, myreports, report
+from handlers.context import FlowContext, Services
+from handlers.flood import Verdict
+from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
+from handlers.ports import MediaProblem, StoredImage
+from handlers.uploads import receive_image
+from models.conversations import ConcurrentUpdate, load_conversation, save_conversation
+from models.people import get_or_create_person, roles_of
+
+SessionFactory = Callable[[], AsyncSession]
+Flow = Callable[[FlowContext], Awaitable[None]]
+
+MAX_ATTEMPTS = 5
+
+log = structlog.get_logger(__name__)
+
+COMMAND_FLOWS: dict[str, Flow] = {
+    "help": basics.show_help,
+    "lang": basics.choose_language,
+    "cancel": basics.cancel,
+    "report": report.start,
+    "myreports": myreports.list_reports,
+    "status": myreports.show_status,
+}
+
+MENU_FLOWS: dict[str, Flow] = {
+    "report": report.start,
+    "myreports": myreports.list_reports,
+    "help": basics.show_help,
+    "lang": basics.choose_language,
+}
+
+
+async def handle_inbound(
+    services: Services, sessions: SessionFactory, inbound: Inbound, capabilities: Capabilities
+) -> list[Outbound]:
+    """Handle one update; updates of one person run one at a time, in arrival order."""
+    verdict = services.flood.check(f"{inbound.channel}:{inbound.user_id}", time.monotonic())
+    if verdict is Verdict.DROP:
+        return []
+    async with services.locks.hold(f"{inbound.channel}:{inbound.user_id}"):
+        upload = None
+        if inbound.attachment is not None and verdict is Verdict.ALLOW:
+            upload = await receive_image(services.media, inbound.attachment)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with sessions() as session, session.begin():
+                    return await _handle_once(
+                        services, session, inbound, capabilities, verdict, upload
+                    )
+            except (ConcurrentUpdate, IntegrityError):
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("update.retry", update_id=inbound.update_id, attempt=attempt)
+    raise AssertionError("unreachable")
+
+
+async def _handle_once(
+    services: Services,
+    session: AsyncSession,
+    inbound: Inbound,
+    capabilities: Capabilities,
+    verdict: Verdict,
+    upload: StoredImage | MediaProblem | None,
+) -> list[Outbound]:
+    person = await get_or_create_person(
+        session,
+        inbound.channel,
+        inbound.user_id,
+        locale=services.config.default_locale,
+        display_name=inbound.display_name[:256],
+    )
+    assert person.id is not None
+    conversation = await load_conversation(session, person.id)
+    was_in_flow = bool(conversation.flow)
+    ctx = FlowContext(
+        services=services,
+        session=session,
+        inbound=inbound,
+        capabilities=capabilities,
+        person=person,
+        roles=await roles_of(session, person.id),
+        conversation=conversation,
+        now=datetime.now(UTC),
+        upload=upload,
+    )
+    if verdict is Verdict.WARN:
+        ctx.say(
+            ctx._(
+                "You are sending messages very fast. Please wait a minute, then "
+                "continue: nothing you sent before is lost."
+            )
+        )
+        return ctx.replies
+    await route(ctx)
+    if conversation.flow or was_in_flow:
+        await save_conversation(session, conversation, ctx.now)
+    return ctx.replies
+
+
+async def route(ctx: FlowContext) -> None:
+    inbound = ctx.inbound
+    if inbound.kind is InboundKind.COMMAND:
+        await _route_command(ctx)
+    elif inbound.kind is InboundKind.BUTTON:
+        await _route_button(ctx)
+    elif ctx.conversation.flow == report.FLOW:
+        await report.on_input(ctx)
+    elif inbound.kind in (InboundKind.PHOTO, InboundKind.DOCUMENT):
+        ctx.say(
+            ctx._("To send photos of a good deed, start a report first."), basics.main_menu(ctx)
+        )
+    else:
+        await basics.idle_hint(ctx)
+
+
+async def _route_command(ctx: FlowContext) -> None:
+    command = ctx.inbound.command
+    if command == "start":
+        if ctx.inbound.args.strip() == "report":
+            await report.start(ctx)
+        else:
+            await basics.greet(ctx)
+        return
+    await COMMAND_FLOWS.get(command, basics.unknown_command)(ctx)
+
+
+async def _route_button(ctx: FlowContext) -> None:
+    prefix, _, value = ctx.inbound.payload.partition(":")
+    if prefix == "r":
+        await report.on_button(ctx, ctx.inbound.payload)
+    elif prefix == "menu" and value in MENU_FLOWS:
+        await MENU_FLOWS[value](ctx)
+    elif prefix == "lang":
+        await basics.set_language(ctx, value)
+    else:
+        ctx.say(ctx._("That button is from an earlier message and no longer works."))

@@ -1,0 +1,32 @@
+"""Receiving a file before the database transaction starts.
+
+Downloading and decoding a photo takes far longer than deciding what to do with it,
+so it happens first, outside any transaction (on SQLite a transaction holds the
+write lock). The flow then decides whether the stored image is used.
+"""
+
+from __future__ import annotations
+
+from handlers.messages import Attachment
+from handlers.ports import MediaProblem, MediaRejected, MediaStore, StoredImage
+
+
+def may_be_image(mime_type: str | None) -> bool:
+    """A file declared as something else (a PDF, a video) is refused without downloading it.
+
+    Images declared as images, or not declared at all, are decoded to find out.
+    """
+    return (
+        not mime_type or mime_type.startswith("image/") or mime_type == "application/octet-stream"
+    )
+
+
+async def receive_image(media: MediaStore, attachment: Attachment) -> StoredImage | MediaProblem:
+    try:
+        if not may_be_image(attachment.mime_type):
+            raise MediaRejected(MediaProblem.NOT_AN_IMAGE)
+        if attachment.size is not None and attachment.size > media.max_bytes:
+            raise MediaRejected(MediaProblem.TOO_LARGE)
+        return await media.ingest(await attachment.download(media.max_bytes))
+    except MediaRejected as rejected:
+        return rejected.problem

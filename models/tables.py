@@ -1,0 +1,210 @@
+"""SQLModel tables. Every change here needs an Alembic migration in models/migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, String, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+def _timestamp(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, **kwargs)
+
+
+def _enum(length: int, **kwargs: Any) -> Any:
+    """Enums are stored as their string value: adding a member needs no database migration."""
+    return Field(sa_type=String(length), **kwargs)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MODERATOR = "moderator"
+    OFFICER = "officer"
+
+
+class NomineeKind(StrEnum):
+    INDIVIDUAL = "individual"
+    COLLECTIVE = "collective"
+
+
+class NomineeGroup(StrEnum):
+    """The groups the directive asks commendation to reach (DESIGN.md §2)."""
+
+    WORKER = "worker"
+    FARMER = "farmer"
+    DIRECT_LABOURER = "direct_labourer"
+    ARMED_FORCES = "armed_forces"
+    MILITIA = "militia"
+    COMMUNE_POLICE = "commune_police"
+    NEIGHBOURHOOD_GUARD = "neighbourhood_guard"
+    WORKPLACE_GUARD = "workplace_guard"
+    VILLAGE_OFFICER = "village_officer"
+    SMALL_COLLECTIVE = "small_collective"
+    STUDENT = "student"
+    CIVIL_SERVANT = "civil_servant"
+    ENTREPRENEUR = "entrepreneur"
+    OTHER = "other"
+
+
+class ReportStatus(StrEnum):
+    SUBMITTED = "submitted"
+    CLAIMED = "claimed"
+    NEEDS_INFO = "needs_info"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+
+
+class Person(SQLModel, table=True):
+    """Someone who talks to the bot on one channel."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=256)
+    locale: str = Field(default="vi", max_length=8)
+    created_at: datetime = _timestamp()
+
+
+class RoleGrant(SQLModel, table=True):
+    __tablename__ = "role_grant"
+    __table_args__ = (UniqueConstraint("person_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    role: Role = _enum(16)
+    granted_by: str = Field(default="", max_length=128)
+    granted_at: datetime = _timestamp()
+
+
+class Conversation(SQLModel, table=True):
+    """Where a person is in a flow, and their draft. State lives here, never in memory.
+
+    `version` makes every save a compare-and-set, so two updates of the same person
+    processed at once (two workers, an album) never overwrite each other.
+    """
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    flow: str = Field(default="", max_length=32)
+    step: str = Field(default="", max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = 0
+    updated_at: datetime = _timestamp(index=True)
+
+
+class MediaFile(SQLModel, table=True):
+    __tablename__ = "media_file"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    width: int
+    height: int
+    size: int
+    mime_type: str = Field(max_length=32)
+    created_at: datetime = _timestamp()
+
+
+class Report(SQLModel, table=True):
+    """A nomination of an exemplary person or collective."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(default="", max_length=24, index=True)
+    status: ReportStatus = _enum(16, default=ReportStatus.SUBMITTED, index=True)
+    reporter_id: int = Field(foreign_key="person.id", index=True)
+    channel: str = Field(max_length=16)
+    locale: str = Field(max_length=8)
+    nominee_kind: NomineeKind = _enum(16)
+    nominee_name: str = Field(max_length=256)
+    nominee_group: NomineeGroup = _enum(32)
+    province_code: int
+    commune_code: int = Field(index=True)
+    commune_name: str = Field(max_length=128)
+    area_tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    story: str
+    anonymous: bool = True
+    reporter_name: str | None = Field(default=None, max_length=256)
+    reporter_phone: str | None = Field(default=None, max_length=32)
+    consent_version: str | None = Field(default=None, max_length=32)
+    consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    by_officer: bool = False
+    officer_unit: str | None = Field(default=None, max_length=256)
+    version: int = 0
+    created_at: datetime = _timestamp(index=True)
+    updated_at: datetime = _timestamp()
+
+
+class ReportPhoto(SQLModel, table=True):
+    __tablename__ = "report_photo"
+    __table_args__ = (UniqueConstraint("report_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True)
+    position: int
+    sha256: str = Field(foreign_key="media_file.sha256", max_length=64)
+
+
+class PlatformFile(SQLModel, table=True):
+    """A platform's handle on a stored image (Telegram's file_id), for re-sending without upload."""
+
+    __tablename__ = "platform_file"
+    __table_args__ = (UniqueConstraint("channel", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    sha256: str = Field(foreign_key="media_file.sha256", max_length=64)
+    file_id: str = Field(max_length=256)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to deliver later, written in the same transaction as the change that causes it."""
+
+    __tablename__ = "outbox_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: OutboxStatus = _enum(16, default=OutboxStatus.PENDING, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = _timestamp(index=True)
+    platform_message_id: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=512)
+    created_at: datetime = _timestamp()
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
