@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -89,6 +90,8 @@ class Runtime:
     services: Services
     channels: dict[str, Channel] = field(default_factory=dict)
     routes: list[web.RouteDef] = field(default_factory=list)
+    _web_runner: web.AppRunner | None = field(default=None, init=False)
+    _scheduler: AsyncIOScheduler | None = field(default=None, init=False)
 
     async def send_payload(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
         """The outbox's way out: one stored message to one chat on its channel."""
@@ -109,6 +112,29 @@ class Runtime:
             "database": database,
             "channels": sorted(self.channels),
         }
+
+    async def start(self) -> None:
+        """Migrate, bootstrap admins, then open the web server, the channels, the scheduler."""
+        await db.upgrade(self.settings.database_url)
+        await bootstrap_admins(self.sessions, self.settings.admin_ids)
+        self._web_runner = web.AppRunner(build_web_app(self.routes, self.health))
+        await self._web_runner.setup()
+        await web.TCPSite(
+            self._web_runner, self.settings.http_host, self.settings.http_port
+        ).start()
+        for channel in self.channels.values():
+            await channel.start()
+        self._scheduler = build_scheduler(self.settings.timezone, self.jobs())
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for channel in self.channels.values():
+            await channel.stop()
+        if self._web_runner is not None:
+            await self._web_runner.cleanup()
+        await self.engine.dispose()
 
     def jobs(self) -> list[PeriodicJob]:
         now = partial(datetime.now, UTC)
@@ -182,24 +208,12 @@ def describe_database(database_url: str) -> str:
 async def run(settings: Settings) -> None:
     """Start everything, print what runs where, and serve until SIGINT/SIGTERM."""
     runtime = build_runtime(settings)
-    await db.upgrade(settings.database_url)
-    await bootstrap_admins(runtime.sessions, settings.admin_ids)
-    web_runner = web.AppRunner(build_web_app(runtime.routes, runtime.health))
-    await web_runner.setup()
-    await web.TCPSite(web_runner, settings.http_host, settings.http_port).start()
-    for channel in runtime.channels.values():
-        await channel.start()
-    scheduler = build_scheduler(settings.timezone, runtime.jobs())
-    scheduler.start()
+    await runtime.start()
     _announce(runtime)
     try:
         await _wait_for_stop_signal()
     finally:
-        scheduler.shutdown(wait=False)
-        for channel in runtime.channels.values():
-            await channel.stop()
-        await web_runner.cleanup()
-        await runtime.engine.dispose()
+        await runtime.stop()
         log.info("stopped")
 
 

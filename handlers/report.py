@@ -417,7 +417,9 @@ def _length_problem(ctx: FlowContext, text: str, limits: tuple[int, int]) -> str
         )
     if len(text) > limits[1]:
         return fmt(
-            ctx._("That is too long: please keep it to at most {max} characters (yours has {count})."),
+            ctx._(
+                "That is too long: please keep it to at most {max} characters (yours has {count})."
+            ),
             max=limits[1],
             count=len(text),
         )
@@ -559,7 +561,9 @@ def _media_problem_text(ctx: FlowContext, problem: MediaProblem) -> str:
             mb=ctx.services.media.max_bytes // (1024 * 1024),
         )
     if problem is MediaProblem.TOO_MANY_PIXELS:
-        return _("This picture is too big to process. Please send an ordinary photo taken with a phone.")
+        return _(
+            "This picture is too big to process. Please send an ordinary photo taken with a phone."
+        )
     return _(
         "This file is not a photo I can use (videos, PDFs and other files are not "
         "accepted). Please send a photo."

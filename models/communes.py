@@ -90,7 +90,7 @@ def _tidy_name(name: str) -> str:
 
 
 def _without_division(name: str) -> str:
-    """ "Tỉnh Lạng Sơn" -> "Lạng Sơn", "Thành phố Hà Nội" -> "Hà Nội": reads well in any sentence."""
+    """The name without its division: "Tỉnh Lạng Sơn" -> "Lạng Sơn", reads well in any sentence."""
     for division in ("Tỉnh ", "Thành phố "):
         if name.startswith(division):
             return name[len(division) :]

@@ -112,7 +112,12 @@ async def test_commune_search_ignores_diacritics_and_unicode_form(chat: FakeChat
     await chat.press("r:kind:collective")
     await chat.send("Tổ bảo vệ dân phố số 3")
     await chat.press("r:group:neighbourhood_guard")
-    for query in ("Đồng Đăng", unicodedata.normalize("NFD", "Đồng Đăng"), "DONG DANG", "dong  dang"):
+    for query in (
+        "Đồng Đăng",
+        unicodedata.normalize("NFD", "Đồng Đăng"),
+        "DONG DANG",
+        "dong  dang",
+    ):
         await chat.send(query)
         assert any(label.startswith("Xã Đồng Đăng") for label in chat.labels()), query
     await chat.send("zzzz")

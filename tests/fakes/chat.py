@@ -36,8 +36,12 @@ class FakeChat:
 
     async def _deliver(self, kind: InboundKind, **fields: object) -> list[Outbound]:
         inbound = Inbound(
-            channel=self.channel, chat_id=self.user_id, user_id=self.user_id,
-            update_id=str(next(_update_ids)), kind=kind, display_name=self.display_name,
+            channel=self.channel,
+            chat_id=self.user_id,
+            user_id=self.user_id,
+            update_id=str(next(_update_ids)),
+            kind=kind,
+            display_name=self.display_name,
             **fields,  # type: ignore[arg-type]
         )
         self.last = await handle_inbound(self.services, self.sessions, inbound, self.capabilities)
@@ -63,19 +67,31 @@ class FakeChat:
     async def press_payload(self, payload: str) -> list[Outbound]:
         return await self._deliver(InboundKind.BUTTON, payload=payload)
 
-    async def photo(self, data: bytes, *, mime_type: str | None = "image/jpeg",
-                    as_document: bool = False, file_name: str | None = None) -> list[Outbound]:
+    async def photo(
+        self,
+        data: bytes,
+        *,
+        mime_type: str | None = "image/jpeg",
+        as_document: bool = False,
+        file_name: str | None = None,
+    ) -> list[Outbound]:
         async def download(max_bytes: int) -> bytes:
             return data
 
-        attachment = Attachment(file_id=f"file-{len(data)}-{hash(data)}", size=len(data),
-                                mime_type=mime_type, file_name=file_name, download=download)
+        attachment = Attachment(
+            file_id=f"file-{len(data)}-{hash(data)}",
+            size=len(data),
+            mime_type=mime_type,
+            file_name=file_name,
+            download=download,
+        )
         kind = InboundKind.DOCUMENT if as_document else InboundKind.PHOTO
         return await self._deliver(kind, attachment=attachment)
 
     async def contact(self, phone: str, *, own: bool = True) -> list[Outbound]:
-        return await self._deliver(InboundKind.CONTACT,
-                                   contact=Contact(phone=phone, name="Lan", is_own=own))
+        return await self._deliver(
+            InboundKind.CONTACT, contact=Contact(phone=phone, name="Lan", is_own=own)
+        )
 
     async def unsupported(self, what: str) -> list[Outbound]:
         return await self._deliver(InboundKind.UNSUPPORTED, unsupported_type=what)
