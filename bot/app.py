@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import db
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel, build_application
+from bot.channels.web import WebChatChannel, load_or_create_secret
 from bot.i18n import load_translations
 from bot.media import ImageStore
 from bot.server import build_web_app
@@ -37,18 +38,6 @@ from scheduler.outbox import DeliveryFailed, dispatch_outbox
 from scheduler.runner import PeriodicJob, build_scheduler
 
 log = structlog.get_logger(__name__)
-
-BOTFATHER_HELP = """\
-No messaging platform is configured, so there is nothing to run yet.
-
-To run Gương Sáng on Telegram:
-  1. In Telegram, open @BotFather, send /newbot and follow its questions.
-  2. Copy the token it gives you (it looks like 123456789:AA...).
-  3. Put it in a file named .env beside pyproject.toml:
-       TELEGRAM_BOT_TOKEN=123456789:AA...
-     (or export TELEGRAM_BOT_TOKEN in the environment), then run `guongsang run` again.
-See README.md, section "Run it on Telegram".
-"""
 
 OUTBOX_EVERY_SECONDS = 2.0
 DRAFT_SWEEP_EVERY_SECONDS = 300.0
@@ -89,7 +78,7 @@ class Runtime:
     sessions: SessionFactory
     services: Services
     channels: dict[str, Channel] = field(default_factory=dict)
-    routes: list[web.RouteDef] = field(default_factory=list)
+    routes: list[web.AbstractRouteDef] = field(default_factory=list)
     _web_runner: web.AppRunner | None = field(default=None, init=False)
     _scheduler: AsyncIOScheduler | None = field(default=None, init=False)
 
@@ -160,9 +149,33 @@ def build_runtime(settings: Settings) -> Runtime:
     if settings.telegram_bot_token is not None:
         telegram = _build_telegram(settings, runtime, handle)
         runtime.channels[telegram.name] = telegram
-    if not runtime.channels:
-        raise ConfigurationError(BOTFATHER_HELP)
+    web_chat = _build_web_chat(
+        settings, runtime, handle, sandbox=settings.sandbox or not runtime.channels
+    )
+    runtime.channels[web_chat.name] = web_chat
+    runtime.routes.extend(web_chat.routes())
     return runtime
+
+
+def _build_web_chat(
+    settings: Settings, runtime: Runtime, handle: Any, *, sandbox: bool
+) -> WebChatChannel:
+    """The built-in web chat: always on; a sandbox with personas when nothing else runs."""
+    secret = settings.web_chat_secret
+    return WebChatChannel(
+        handle,
+        runtime.sessions,
+        runtime.services.media,
+        dict(runtime.services.translations),
+        secret=load_or_create_secret(
+            secret.get_secret_value() if secret else None, settings.media_dir.parent
+        ),
+        default_locale=settings.default_locale,
+        sandbox=sandbox,
+        allowed_origins=settings.web_allowed_origins,
+        cookie_secure=settings.web_cookie_secure,
+        per_ip_per_minute=settings.messages_per_minute * 10,
+    )
 
 
 def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> TelegramChannel:
@@ -220,19 +233,24 @@ async def run(settings: Settings) -> None:
 def _announce(runtime: Runtime) -> None:
     settings = runtime.settings
     mode = "webhook" if settings.telegram_webhook_mode else "polling"
+    base = f"http://{settings.http_host}:{settings.http_port}"
     print(
         f"Gương Sáng is running. Province: {runtime.services.communes.province_name} "
         f"({len(runtime.services.communes)} communes and wards)"
     )
     print(f"  database : {describe_database(settings.database_url)}")
-    for name in runtime.channels:
-        print(f"  channel  : {name} ({mode})")
-    print(f"  http     : http://{settings.http_host}:{settings.http_port}/healthz")
+    for name, channel in runtime.channels.items():
+        if isinstance(channel, WebChatChannel):
+            sandbox = " — sandbox: play every role" if channel.sandbox else ""
+            print(f"  channel  : web chat at {base}/chat{sandbox}")
+        else:
+            print(f"  channel  : {name} ({mode})")
+    print(f"  health   : {base}/healthz")
     print("Press Ctrl+C to stop.", flush=True)
     log.info(
         "started",
         channels=sorted(runtime.channels),
-        telegram_mode=mode,
+        telegram_mode=mode if "telegram" in runtime.channels else None,
         database=make_url(settings.database_url).get_backend_name(),
     )
 

@@ -10,7 +10,7 @@ from aiohttp import web
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def build_web_app(routes: list[web.RouteDef], health: HealthCheck) -> web.Application:
+def build_web_app(routes: list[web.AbstractRouteDef], health: HealthCheck) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         report = await health()
         return web.json_response(report, status=200 if report.get("status") == "ok" else 503)

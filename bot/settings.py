@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 
+    sandbox: bool = False
+    web_chat_secret: SecretStr | None = None
+    web_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    web_cookie_secure: bool = False
+
     draft_ttl_hours: float = 48.0
     reports_per_day: int = 5
     messages_per_minute: int = 30
@@ -42,7 +47,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "web_allowed_origins", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):

@@ -80,6 +80,14 @@ class Inbound:
     unsupported_type: str = ""
 
 
+def split_command(text: str) -> tuple[str, str] | None:
+    """("start", "report") for "/start@guongsang_bot report"; None when `text` is no command."""
+    if not text.startswith("/") or len(text) < 2 or text[1].isspace():
+        return None
+    head, _, args = text[1:].partition(" ")
+    return head.split("@", 1)[0].lower(), args.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Button:
     label: str

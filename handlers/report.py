@@ -284,6 +284,8 @@ def _group_buttons(ctx: FlowContext) -> list[list[Button]]:
 
 
 def _photo_buttons(ctx: FlowContext) -> list[list[Button]]:
+    if ctx.conversation.data.get("photos"):
+        return [[Button(ctx._("✅ Done"), "r:photos:done")]]
     return [[Button(ctx._("✅ Done"), "r:photos:done"), Button(ctx._("Skip"), "r:photos:skip")]]
 
 
@@ -315,9 +317,8 @@ async def _choose_commune(ctx: FlowContext, value: str) -> None:
     await _advance(ctx, Step.COMMUNE)
 
 
-async def _finish_photos(ctx: FlowContext, value: str) -> None:
-    if value == "skip":
-        ctx.conversation.data["photos"] = []
+async def _finish_photos(ctx: FlowContext, _value: str) -> None:
+    """Done and Skip both move on; photos already received are kept either way."""
     await _advance(ctx, Step.PHOTOS)
 
 
@@ -687,7 +688,9 @@ async def _confirm(ctx: FlowContext) -> None:
     if await _daily_limit_reached(ctx):
         ctx.say(ctx._("Your draft is kept: you can confirm it tomorrow."))
         return
-    report = await create_report(ctx.session, _build_report(ctx), ctx.conversation.data["photos"])
+    report = await create_report(
+        ctx.session, _build_report(ctx), ctx.conversation.data.get("photos", [])
+    )
     ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
     _ = ctx._
     ctx.say(

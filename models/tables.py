@@ -208,3 +208,15 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=512)
     created_at: datetime = _timestamp()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebMessage(SQLModel, table=True):
+    """The web chat's transcript, so that a reloaded page shows the conversation again."""
+
+    __tablename__ = "web_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: str = Field(max_length=64, index=True)
+    from_bot: bool
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _timestamp()

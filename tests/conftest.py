@@ -30,8 +30,8 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
-    "outbox_message", "report_photo", "platform_file", "report", "media_file", "conversation",
-    "role_grant", "person",
+    "web_message", "outbox_message", "report_photo", "platform_file", "report", "media_file",
+    "conversation", "role_grant", "person",
 )  # fmt: skip
 
 

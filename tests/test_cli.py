@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from alembic import command
 from bot import db
 from models.people import find_person, roles_of
 from models.tables import Role
+from tests.webchat import free_port
 
 
 def guongsang(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -28,10 +32,28 @@ def guongsang(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-def test_run_without_a_token_explains_how_to_get_one(tmp_path: Path) -> None:
-    result = guongsang("run", database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "@BotFather" in result.stderr and "TELEGRAM_BOT_TOKEN" in result.stderr
+def test_run_without_a_token_starts_the_web_chat_sandbox(tmp_path: Path) -> None:
+    """What the README's run command does on a fresh machine."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env.update(HTTP_PORT=str(port), MEDIA_DIR=str(tmp_path / "data" / "media"))
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert bot.stdout is not None
+        lines = [bot.stdout.readline() for _ in range(5)]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as health:
+            assert json.load(health)["channels"] == ["web"]
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        bot.wait(timeout=30)
+    banner = "".join(lines)
+    assert f"web chat at http://127.0.0.1:{port}/chat — sandbox" in banner
+    assert "sqlite+aiosqlite:///./data/guongsang.db" in banner
+    assert (tmp_path / "data" / "guongsang.db").is_file()
+    assert bot.returncode == 0
 
 
 async def test_role_grant_and_revoke(database_url: str, tmp_path: Path) -> None:

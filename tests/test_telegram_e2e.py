@@ -224,7 +224,7 @@ async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTele
                     assert response.status == 403
             async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                 health = await response.json()
-        assert health == {"status": "ok", "database": "ok", "channels": ["telegram"]}
+        assert health == {"status": "ok", "database": "ok", "channels": ["telegram", "web"]}
         assert fake.user(user_id=6006).inbox == []
     finally:
         await runtime.stop()

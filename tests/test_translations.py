@@ -18,11 +18,17 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 TAG = re.compile(r"</?\w+")
 
 
+SOURCES = ("handlers", "bot/channels")
+
+
 def source_messages() -> set[str]:
-    found = extract_from_dir(
-        str(ROOT / "handlers"), method_map=[("**.py", "python")], keywords=KEYWORDS
-    )
-    return {message for _file, _line, message, _comments, _context in found}
+    return {
+        message
+        for folder in SOURCES
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(ROOT / folder), method_map=[("**.py", "python")], keywords=KEYWORDS
+        )
+    }
 
 
 def test_the_flows_have_messages_to_translate() -> None:

@@ -38,6 +38,7 @@ from handlers.messages import (
     Inbound,
     InboundKind,
     Outbound,
+    split_command,
 )
 from handlers.ports import MediaProblem, MediaRejected, MediaStore
 from scheduler.outbox import DeliveryFailed
@@ -204,11 +205,11 @@ class TelegramChannel:
         return self._base(update, chat_id, InboundKind.UNSUPPORTED, unsupported_type=kind)
 
     def _text_inbound(self, update: Update, chat_id: str, text: str) -> Inbound:
-        if text.startswith("/"):
-            head, _, args = text[1:].partition(" ")
-            command = head.split("@", 1)[0].lower()
+        command = split_command(text)
+        if command is not None:
+            name, args = command
             return self._base(
-                update, chat_id, InboundKind.COMMAND, command=command, args=args.strip(), text=text
+                update, chat_id, InboundKind.COMMAND, command=name, args=args, text=text
             )
         return self._base(update, chat_id, InboundKind.TEXT, text=text)
 

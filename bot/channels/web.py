@@ -1,0 +1,424 @@
+"""Web chat adapter: a page served by the project's own aiohttp server, over a WebSocket.
+
+Like every adapter it only translates: browser messages become `Inbound`, the flows'
+`Outbound` become JSON the page renders with DOM text nodes (never as HTML). Identity is
+a random session id in a signed, HTTP-only cookie. The transcript is kept in the
+database, so a reloaded page shows the conversation again.
+
+In sandbox mode (no platform token, or SANDBOX=1) the page also offers personas, so one
+person can play a citizen, a second citizen, a moderator and a subscriber on one
+machine; in production the web chat serves citizens only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import structlog
+from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+
+from bot.channels.base import InboundHandler, ReplySender
+from bot.channels.richtext import to_segments
+from handlers.context import Translator
+from handlers.flood import FloodGuard, Verdict
+from handlers.messages import (
+    Attachment,
+    Capabilities,
+    Inbound,
+    InboundKind,
+    Outbound,
+    split_command,
+)
+from handlers.ports import MediaStore
+from handlers.router import SessionFactory
+from handlers.text import N_
+from models.people import find_person, grant_role
+from models.tables import Role, WebMessage
+from models.webchat import append_message, recent_messages
+
+CHANNEL = "web"
+CAPABILITIES = Capabilities(
+    inline_buttons=True, message_edits=False, albums=True, contact_request=False
+)
+COOKIE = "gs_session"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
+MAX_TEXT_CHARS = 4096
+MAX_FRAME_BYTES = 64 * 1024
+UPLOAD_CHUNK = 64 * 1024
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    key: str
+    label: str
+    role: Role | None = None
+
+
+CITIZEN = Persona("citizen", N_("Citizen"))
+SANDBOX_PERSONAS = (
+    CITIZEN,
+    Persona("citizen2", N_("Second citizen")),
+    Persona("moderator", N_("Moderator"), Role.MODERATOR),
+    Persona("subscriber", N_("Subscriber")),
+)
+
+UI_TEXTS = {
+    "title": N_("Gương Sáng — good people, good deeds"),
+    "placeholder": N_("Type a message…"),
+    "send": N_("Send"),
+    "photo": N_("Send a photo"),
+    "connecting": N_("Connecting…"),
+    "offline": N_("Connection lost. Reconnecting…"),
+    "uploading": N_("Sending the photo…"),
+    "upload_failed": N_("The photo could not be sent. Please try again."),
+    "throttled": N_("Too many messages from this network. Please wait a moment."),
+    "you": N_("You"),
+    "bot": N_("Gương Sáng"),
+    "personas": N_("Sandbox: play a role"),
+}
+
+
+class SessionSigner:
+    """Signs and checks session ids for the cookie (HMAC-SHA256, compared in constant time)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _signature(self, session_id: str) -> str:
+        digest = hmac.new(self._secret, session_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def sign(self, session_id: str) -> str:
+        return f"{session_id}.{self._signature(session_id)}"
+
+    def verify(self, cookie: str | None) -> str | None:
+        if not cookie or "." not in cookie:
+            return None
+        session_id, _, signature = cookie.rpartition(".")
+        if not hmac.compare_digest(signature.encode(), self._signature(session_id).encode()):
+            return None
+        return session_id
+
+
+class WebChatChannel:
+    name = CHANNEL
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        handle: InboundHandler,
+        sessions: SessionFactory,
+        media: MediaStore,
+        translations: dict[str, Translator],
+        *,
+        secret: bytes,
+        default_locale: str,
+        sandbox: bool,
+        allowed_origins: list[str],
+        cookie_secure: bool,
+        per_ip_per_minute: int,
+    ) -> None:
+        self._handle = handle
+        self._sessions = sessions
+        self._media = media
+        self._translations = translations
+        self._signer = SessionSigner(secret)
+        self._default_locale = default_locale
+        self.sandbox = sandbox
+        self._allowed_origins = {origin.rstrip("/") for origin in allowed_origins}
+        self._cookie_secure = cookie_secure
+        self._ip_guard = FloodGuard(per_ip_per_minute)
+        self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._replies = ReplySender(self.send)
+
+    # ---- lifecycle and routes ------------------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to connect to: the routes are served by the project's web server."""
+
+    async def stop(self) -> None:
+        await self._replies.flush()
+        for sockets in list(self._sockets.values()):
+            for socket in list(sockets):
+                await socket.close(code=1001, message=b"server shutdown")
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/chat", self._on_page),
+            web.get("/chat/ws", self._on_socket),
+            web.post("/chat/upload", self._on_upload),
+            web.get("/chat/media/{sha256}.jpg", self._on_media),
+            web.get("/chat/embed.js", self._on_embed_script),
+            web.static("/chat/static", PAGE_DIR / "static"),
+        ]
+
+    # ---- the page ------------------------------------------------------------
+
+    async def _on_page(self, request: web.Request) -> web.Response:
+        response = web.FileResponse(PAGE_DIR / "chat.html")
+        response.headers.update(self._security_headers())
+        if self._signer.verify(request.cookies.get(COOKIE)) is None:
+            if self._ip_guard.check(f"new:{request.remote}", time.monotonic()) is not Verdict.ALLOW:
+                return web.Response(status=429, text="Too many new sessions")
+            self._set_cookie(response, secrets.token_urlsafe(18))
+        return response  # type: ignore[return-value]
+
+    async def _on_embed_script(self, _request: web.Request) -> web.Response:
+        return web.FileResponse(PAGE_DIR / "static" / "embed.js")  # type: ignore[return-value]
+
+    def _security_headers(self) -> dict[str, str]:
+        ancestors = " ".join(["'self'", *sorted(self._allowed_origins)])
+        return {
+            "Content-Security-Policy": (
+                "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' ws: wss:; "
+                f"style-src 'self'; script-src 'self'; frame-ancestors {ancestors}"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+
+    def _set_cookie(self, response: web.StreamResponse, session_id: str) -> None:
+        embedded_elsewhere = bool(self._allowed_origins)
+        response.set_cookie(
+            COOKIE,
+            self._signer.sign(session_id),
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            secure=self._cookie_secure or embedded_elsewhere,
+            samesite="None" if embedded_elsewhere else "Lax",
+            path="/chat",
+        )
+
+    # ---- who is talking ------------------------------------------------------
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get(hdrs.ORIGIN, "").rstrip("/")
+        if not origin:
+            return False
+        own = f"{request.scheme}://{request.host}"
+        return origin == own or origin in self._allowed_origins
+
+    def _persona(self, request: web.Request) -> Persona:
+        if not self.sandbox:
+            return CITIZEN
+        wanted = request.query.get("as", CITIZEN.key)
+        return next((p for p in SANDBOX_PERSONAS if p.key == wanted), CITIZEN)
+
+    def _chat_id(self, request: web.Request) -> str | None:
+        """The chat of this browser session and persona; None when the request is not trusted."""
+        session_id = self._signer.verify(request.cookies.get(COOKIE))
+        if session_id is None or not self._origin_allowed(request):
+            return None
+        persona = self._persona(request)
+        return session_id if persona is CITIZEN else f"{session_id}.{persona.key}"
+
+    # ---- the socket ----------------------------------------------------------
+
+    async def _on_socket(self, request: web.Request) -> web.StreamResponse:
+        chat_id = self._chat_id(request)
+        if chat_id is None:
+            return web.Response(status=403, text="Forbidden")
+        persona = self._persona(request)
+        if persona.role is not None:
+            await self._grant_sandbox_role(chat_id, persona.role)
+        socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+        await socket.prepare(request)
+        self._sockets.setdefault(chat_id, set()).add(socket)
+        try:
+            await socket.send_json(await self._hello(chat_id, persona))
+            async for frame in socket:
+                if frame.type is WSMsgType.TEXT:
+                    await self._on_frame(request, socket, chat_id, frame.data)
+        finally:
+            self._sockets[chat_id].discard(socket)
+            if not self._sockets[chat_id]:
+                del self._sockets[chat_id]
+        return socket
+
+    async def _grant_sandbox_role(self, chat_id: str, role: Role) -> None:
+        async with self._sessions() as session, session.begin():
+            await grant_role(session, CHANNEL, chat_id, role, granted_by="sandbox")
+
+    async def _hello(self, chat_id: str, persona: Persona) -> dict[str, Any]:
+        async with self._sessions() as session:
+            person = await find_person(session, CHANNEL, chat_id)
+            history = await recent_messages(session, chat_id)
+        translate = self._translator(person.locale if person else self._default_locale)
+        return {
+            "type": "hello",
+            "ui": {key: translate(text) for key, text in UI_TEXTS.items()},
+            "persona": persona.key,
+            "personas": [{"key": p.key, "label": translate(p.label)} for p in SANDBOX_PERSONAS]
+            if self.sandbox
+            else [],
+            "messages": [_render_stored(message) for message in history],
+        }
+
+    def _translator(self, locale: str) -> Translator:
+        return self._translations.get(locale) or self._translations[self._default_locale]
+
+    async def _on_frame(
+        self, request: web.Request, socket: web.WebSocketResponse, chat_id: str, data: str
+    ) -> None:
+        if self._ip_guard.check(f"msg:{request.remote}", time.monotonic()) is not Verdict.ALLOW:
+            await socket.send_json({"type": "throttled"})
+            return
+        try:
+            frame = json.loads(data)
+            kind = frame["type"]
+        except (ValueError, KeyError, TypeError):
+            await socket.send_json({"type": "error", "reason": "bad frame"})
+            return
+        if kind == "text" and isinstance(frame.get("text"), str):
+            text = frame["text"][:MAX_TEXT_CHARS]
+            await self._remember_user(chat_id, text)
+            await self._dispatch(self._text_inbound(chat_id, text))
+        elif kind == "button" and isinstance(frame.get("payload"), str):
+            label = str(frame.get("label", ""))[:200]
+            await self._remember_user(chat_id, label or frame["payload"])
+            await self._dispatch(
+                self._inbound(chat_id, InboundKind.BUTTON, payload=frame["payload"][:64])
+            )
+        else:
+            await socket.send_json({"type": "error", "reason": "unknown frame"})
+
+    # ---- uploads and media ---------------------------------------------------
+
+    async def _on_upload(self, request: web.Request) -> web.Response:
+        chat_id = self._chat_id(request)
+        if chat_id is None:
+            return web.json_response({"ok": False}, status=403)
+        if self._ip_guard.check(f"msg:{request.remote}", time.monotonic()) is not Verdict.ALLOW:
+            return web.json_response({"ok": False, "reason": "throttled"}, status=429)
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+        except (ValueError, AssertionError):
+            return web.json_response({"ok": False, "reason": "not multipart"}, status=400)
+        if not isinstance(part, BodyPartReader) or part.name != "photo":
+            return web.json_response({"ok": False, "reason": "no photo"}, status=400)
+        data, size = await _read_limited(part, self._media.max_bytes)
+        mime_type = part.headers.get(hdrs.CONTENT_TYPE)
+        await self._remember_user(chat_id, f"📷 {part.filename or ''}".strip())
+        attachment = Attachment(
+            file_id=f"web-{uuid4().hex}",
+            size=size,
+            mime_type=mime_type,
+            file_name=part.filename,
+            download=_bytes_downloader(data),
+        )
+        kind = InboundKind.PHOTO if (mime_type or "").startswith("image/") else InboundKind.DOCUMENT
+        await self._dispatch(self._inbound(chat_id, kind, attachment=attachment))
+        return web.json_response({"ok": True})
+
+    async def _on_media(self, request: web.Request) -> web.StreamResponse:
+        try:
+            path = self._media.path_of(request.match_info["sha256"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+    # ---- inbound -------------------------------------------------------------
+
+    def _text_inbound(self, chat_id: str, text: str) -> Inbound:
+        command = split_command(text)
+        if command is not None:
+            name, args = command
+            return self._inbound(chat_id, InboundKind.COMMAND, command=name, args=args, text=text)
+        return self._inbound(chat_id, InboundKind.TEXT, text=text)
+
+    def _inbound(self, chat_id: str, kind: InboundKind, **fields: Any) -> Inbound:
+        return Inbound(
+            channel=CHANNEL,
+            chat_id=chat_id,
+            user_id=chat_id,
+            update_id=f"web-{uuid4().hex[:12]}",
+            kind=kind,
+            **fields,
+        )
+
+    async def _dispatch(self, inbound: Inbound) -> None:
+        structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
+        try:
+            await self._replies.deliver(await self._handle(inbound, CAPABILITIES))
+        finally:
+            structlog.contextvars.unbind_contextvars("update_id", "channel")
+
+    async def _remember_user(self, chat_id: str, text: str) -> None:
+        payload = {"segments": [{"text": text, "styles": []}], "buttons": [], "photos": []}
+        async with self._sessions() as session, session.begin():
+            await append_message(session, chat_id, payload, from_bot=False)
+
+    # ---- outbound ------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        """Keep the message in the transcript and push it to the chat's open pages."""
+        payload = {
+            "segments": to_segments(outbound.text),
+            "buttons": [
+                [{"label": b.label, "payload": b.payload} for b in row] for row in outbound.buttons
+            ],
+            "photos": [f"/chat/media/{photo.sha256}.jpg" for photo in outbound.photos],
+        }
+        async with self._sessions() as session, session.begin():
+            stored = await append_message(session, outbound.chat_id, payload, from_bot=True)
+        frame = {"type": "message", "message": _render_stored(stored)}
+        for socket in list(self._sockets.get(outbound.chat_id, ())):
+            if not socket.closed:
+                await socket.send_json(frame)
+        return str(stored.id)
+
+
+def _render_stored(message: WebMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "from": "bot" if message.from_bot else "user",
+        "at": message.created_at.isoformat(),
+        **message.payload,
+    }
+
+
+def _bytes_downloader(data: bytes) -> Callable[[int], Awaitable[bytes]]:
+    async def download(_max_bytes: int) -> bytes:
+        return data
+
+    return download
+
+
+async def _read_limited(part: BodyPartReader, limit: int) -> tuple[bytes, int]:
+    """Read at most `limit` + 1 bytes: enough to know a file is too large without keeping it."""
+    data = bytearray()
+    while chunk := await part.read_chunk(UPLOAD_CHUNK):
+        data += chunk
+        if len(data) > limit:
+            return b"", len(data)
+    return bytes(data), len(data)
+
+
+def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
+    """WEB_CHAT_SECRET, or a random one kept beside the database so sessions survive restarts."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "web_chat_secret"
+    if path.is_file():
+        return path.read_bytes()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    path.write_bytes(secret)
+    path.chmod(0o600)
+    return secret
