@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,20 +26,24 @@ from bot.i18n import load_translations
 from bot.media import ImageStore
 from bot.server import build_web_app
 from bot.settings import Settings
+from handlers.cards import MIGRATED_CHAT_KEY, moderation_chat
 from handlers.context import FlowConfig, Services
 from handlers.drafts import expire_drafts
 from handlers.flood import FloodGuard
 from handlers.messages import Outbound
 from handlers.router import SessionFactory, handle_inbound
+from handlers.staff import staff_command_menus
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
 from models.people import grant_role
+from models.runtime_settings import set_value
 from models.tables import Role
 from scheduler.outbox import DeliveryFailed, dispatch_outbox
 from scheduler.runner import PeriodicJob, build_scheduler
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_EVERY_SECONDS = 2.0
+OUTBOX_EVERY_SECONDS = 1.0
+STAFF_MENUS_EVERY_SECONDS = 60.0
 DRAFT_SWEEP_EVERY_SECONDS = 300.0
 
 
@@ -56,6 +60,16 @@ def build_services(settings: Settings) -> Services:
             draft_ttl=timedelta(hours=settings.draft_ttl_hours),
             reports_per_day=settings.reports_per_day,
             messages_per_minute=settings.messages_per_minute,
+            moderation_chats=(
+                {"telegram": settings.telegram_moderation_chat_id}
+                if settings.telegram_bot_token and settings.telegram_moderation_chat_id
+                else {}
+            ),
+            approvals_required=settings.approvals_required,
+            claim_duration=timedelta(minutes=settings.claim_minutes),
+            moderation_target=timedelta(hours=settings.moderation_target_hours),
+            duplicate_window=timedelta(days=settings.duplicate_window_days),
+            publication_slots=tuple(time.fromisoformat(s) for s in settings.publication_slots),
         ),
         media=ImageStore(
             settings.media_dir,
@@ -88,6 +102,21 @@ class Runtime:
         if target is None:
             raise DeliveryFailed(f"channel {channel} is not running", retry_in=60.0)
         return await target.send(Outbound.from_payload(payload))
+
+    async def staff_menus(self, channel: str) -> dict[str, list[tuple[str, str]]]:
+        async with self.sessions() as session:
+            return await staff_command_menus(session, self.services, channel)
+
+    async def remember_migration(self, channel: str, old_chat_id: str, new_chat_id: str) -> None:
+        """Follow the moderators' group when it becomes a supergroup (its id changes)."""
+        async with self.sessions() as session, session.begin():
+            if await moderation_chat(session, self.services, channel) == old_chat_id:
+                await set_value(session, MIGRATED_CHAT_KEY.format(channel=channel), new_chat_id)
+
+    async def sync_staff_menus(self) -> None:
+        telegram = self.channels.get("telegram")
+        if isinstance(telegram, TelegramChannel):
+            await telegram.sync_staff_menus()
 
     async def health(self) -> dict[str, Any]:
         try:
@@ -128,12 +157,18 @@ class Runtime:
     def jobs(self) -> list[PeriodicJob]:
         now = partial(datetime.now, UTC)
         return [
-            PeriodicJob("outbox", partial(dispatch_outbox, self.sessions, self.send_payload),
-                        OUTBOX_EVERY_SECONDS),
-            PeriodicJob("expire-drafts",
-                        lambda: expire_drafts(self.services, self.sessions, now()),
-                        DRAFT_SWEEP_EVERY_SECONDS),
-        ]  # fmt: skip
+            PeriodicJob(
+                "outbox",
+                partial(dispatch_outbox, self.sessions, self.send_payload),
+                OUTBOX_EVERY_SECONDS,
+            ),
+            PeriodicJob("staff-menus", self.sync_staff_menus, STAFF_MENUS_EVERY_SECONDS),
+            PeriodicJob(
+                "expire-drafts",
+                lambda: expire_drafts(self.services, self.sessions, now()),
+                DRAFT_SWEEP_EVERY_SECONDS,
+            ),
+        ]
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -195,6 +230,9 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
         handle,
         runtime.services.media,
         dict(runtime.services.translations),
+        settings.default_locale,
+        staff_menus=partial(runtime.staff_menus, "telegram"),
+        on_migrated=partial(runtime.remember_migration, "telegram"),
         webhook_url=settings.telegram_webhook_url,
         webhook_secret=secret.get_secret_value() if secret else None,
     )

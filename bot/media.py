@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+import imagehash
 from PIL import Image, ImageCms, ImageOps
 
 from handlers.ports import MediaProblem, MediaRejected, StoredImage
@@ -77,6 +78,7 @@ class _Cleaned:
     width: int
     height: int
     extension: str
+    phash: str
 
 
 class ImageStore:
@@ -140,6 +142,7 @@ class ImageStore:
             height=cleaned.height,
             size=len(cleaned.jpeg),
             mime_type=MIME_TYPE,
+            phash=cleaned.phash,
         )
 
 
@@ -163,7 +166,13 @@ def _clean(data: bytes, *, max_pixels: int, max_side: int) -> _Cleaned:
         # struct.error, IndexError... on hostile input; all of them mean "not an image".
         raise MediaRejected(MediaProblem.NOT_AN_IMAGE) from exc
     jpeg = _encode(image)
-    return _Cleaned(jpeg=jpeg, width=image.width, height=image.height, extension=extension)
+    return _Cleaned(
+        jpeg=jpeg,
+        width=image.width,
+        height=image.height,
+        extension=extension,
+        phash=str(imagehash.phash(image)),
+    )
 
 
 def _decode(data: bytes, *, max_pixels: int, max_side: int) -> tuple[Image.Image, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,15 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
+    telegram_moderation_chat_id: str | None = None
+
+    approvals_required: int = Field(default=1, ge=1, le=5)
+    claim_minutes: int = 30
+    moderation_target_hours: float = 48.0
+    duplicate_window_days: int = 90
+    publication_slots: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["08:00", "19:00"]
+    )
 
     database_url: str = DEFAULT_DATABASE_URL
     media_dir: Path = Path("./data/media")
@@ -47,7 +57,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("admin_ids", "web_allowed_origins", mode="before")
+    @field_validator("admin_ids", "web_allowed_origins", "publication_slots", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -59,6 +69,13 @@ class Settings(BaseSettings):
     def _known_locale(cls, value: str) -> str:
         if value not in ("vi", "en"):
             raise ValueError("DEFAULT_LOCALE must be 'vi' or 'en'")
+        return value
+
+    @field_validator("publication_slots")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        for slot in value:
+            time.fromisoformat(slot)
         return value
 
     @property

@@ -19,6 +19,17 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 """The commands every user has, in menu order; channels publish them where they can."""
 
+MODERATOR_COMMANDS: list[tuple[str, str]] = [
+    ("queue", N_("Reports waiting for review")),
+    ("history", N_("History of a report: /history CODE")),
+]
+ADMIN_COMMANDS: list[tuple[str, str]] = [
+    ("grant", N_("Grant a role: /grant channel:id role")),
+    ("revoke", N_("Revoke a role: /revoke channel:id role")),
+    ("ban", N_("Ban the reporter of a report: /ban CODE reason")),
+    ("unban", N_("Lift a ban: /unban CODE")),
+]
+
 
 def main_menu(ctx: FlowContext) -> list[list[Button]]:
     _ = ctx._

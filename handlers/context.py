@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.flood import FloodGuard
 from handlers.locks import KeyedLocks
-from handlers.messages import Button, Capabilities, Inbound, Outbound
+from handlers.messages import Button, Capabilities, Inbound, Outbound, Photo
 from handlers.ports import MediaProblem, MediaStore, StoredImage
 from models.communes import CommuneDirectory
 from models.tables import Conversation, Person, Role
@@ -28,6 +28,14 @@ class FlowConfig:
     draft_ttl: timedelta = timedelta(hours=48)
     reports_per_day: int = 5
     messages_per_minute: int = 30
+    moderation_chats: Mapping[str, str] = field(default_factory=dict)
+    """Configured moderators' group per channel (e.g. telegram → TELEGRAM_MODERATION_CHAT_ID)."""
+    approvals_required: int = 1
+    claim_duration: timedelta = timedelta(minutes=30)
+    moderation_target: timedelta = timedelta(hours=48)
+    duplicate_window: timedelta = timedelta(days=90)
+    publication_slots: tuple[time, ...] = (time(8, 0), time(19, 0))
+    queue_page_size: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +81,20 @@ class FlowContext:
         request_contact_label: str = "",
         remove_keyboard: bool = False,
         coalesce_key: str = "",
+        force_reply: bool = False,
+        toast: bool = False,
+        photos: list[Photo] | None = None,
     ) -> None:
         self.replies.append(
             Outbound(
                 chat_id=self.inbound.chat_id,
                 text=text,
                 buttons=buttons or [],
+                photos=photos or [],
                 request_contact_label=request_contact_label,
                 remove_keyboard=remove_keyboard,
+                force_reply=force_reply,
+                toast=toast,
                 coalesce_key=coalesce_key,
             )
         )

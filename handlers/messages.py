@@ -78,6 +78,7 @@ class Inbound:
     attachment: Attachment | None = None
     contact: Contact | None = None
     unsupported_type: str = ""
+    in_group: bool = False
 
 
 def split_command(text: str) -> tuple[str, str] | None:
@@ -118,6 +119,12 @@ class Outbound:
     photos: list[Photo] = field(default_factory=list)
     request_contact_label: str = ""
     remove_keyboard: bool = False
+    force_reply: bool = False
+    """Open the reply box (in a group, the answer must reply to this message to reach us)."""
+    edit_message_id: str = ""
+    """Replace this earlier message (where the channel can edit) instead of sending anew."""
+    toast: bool = False
+    """A short notice about a button press; shown as a pop-up where the channel has one."""
     coalesce_key: str = ""
     """Messages with the same key sent in quick succession collapse into the last one
     (for example one acknowledgement for a whole photo album)."""

@@ -34,6 +34,8 @@ class StoredImage:
     height: int
     size: int
     mime_type: str
+    phash: str = ""
+    """Perceptual hash (16 hex digits): near-identical pictures have nearby hashes."""
 
 
 class MediaStore(Protocol):

@@ -15,12 +15,14 @@ from enum import StrEnum
 import phonenumbers
 
 from handlers.basics import main_menu
+from handlers.cards import post_cards
 from handlers.choices import match_choice
 from handlers.context import FlowContext
 from handlers.labels import AREA_TAG_LABELS, GROUP_LABELS, KIND_LABELS
 from handlers.messages import Button, InboundKind
 from handlers.ports import MediaProblem, StoredImage
 from handlers.text import N_, clip, esc, fmt
+from models.bans import is_banned
 from models.communes import Commune
 from models.media import record_media
 from models.reports import count_reports_since, create_report
@@ -53,10 +55,19 @@ class Step(StrEnum):
 
 
 STEP_NUMBER = {
-    Step.KIND: 1, Step.NAME: 1, Step.GROUP: 2, Step.COMMUNE: 3, Step.STORY: 4, Step.PHOTOS: 5,
-    Step.IDENTITY: 6, Step.CONSENT: 6, Step.REPORTER_NAME: 6, Step.REPORTER_PHONE: 6,
-    Step.UNIT: 6, Step.SUMMARY: 7,
-}  # fmt: skip
+    Step.KIND: 1,
+    Step.NAME: 1,
+    Step.GROUP: 2,
+    Step.COMMUNE: 3,
+    Step.STORY: 4,
+    Step.PHOTOS: 5,
+    Step.IDENTITY: 6,
+    Step.CONSENT: 6,
+    Step.REPORTER_NAME: 6,
+    Step.REPORTER_PHONE: 6,
+    Step.UNIT: 6,
+    Step.SUMMARY: 7,
+}
 TOTAL_STEPS = 7
 
 EDITABLE: dict[str, tuple[Step, str]] = {
@@ -110,7 +121,7 @@ async def start(ctx: FlowContext) -> None:
             ],
         )
         return
-    if await _daily_limit_reached(ctx):
+    if await _refused_reporter(ctx) or await _daily_limit_reached(ctx):
         return
     state.flow, state.data = FLOW, {"officer": Role.OFFICER in ctx.roles}
     await _go(ctx, Step.KIND)
@@ -536,6 +547,7 @@ async def _on_file(ctx: FlowContext, step: Step) -> None:
         height=stored.height,
         size=stored.size,
         mime_type=stored.mime_type,
+        phash=stored.phash,
         channel=ctx.inbound.channel,
         file_id=attachment.file_id,
     )
@@ -638,6 +650,22 @@ def _summary(ctx: FlowContext) -> str:
     return "\n".join(lines)
 
 
+async def _refused_reporter(ctx: FlowContext) -> bool:
+    """A banned reporter is told, politely, that reports from them are not accepted."""
+    assert ctx.person.id is not None
+    if not await is_banned(ctx.session, ctx.person.id):
+        return False
+    ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
+    ctx.say(
+        ctx._(
+            "We are sorry, but the council no longer accepts reports from this account. "
+            "If you think this is a mistake, please contact the provincial Emulation and "
+            "Commendation Council."
+        )
+    )
+    return True
+
+
 async def _daily_limit_reached(ctx: FlowContext) -> bool:
     assert ctx.person.id is not None
     local_midnight = ctx.now.astimezone(ctx.services.config.timezone).replace(
@@ -685,12 +713,15 @@ async def _confirm(ctx: FlowContext) -> None:
     if missing is not None:
         await _go(ctx, missing)
         return
+    if await _refused_reporter(ctx):
+        return
     if await _daily_limit_reached(ctx):
         ctx.say(ctx._("Your draft is kept: you can confirm it tomorrow."))
         return
     report = await create_report(
         ctx.session, _build_report(ctx), ctx.conversation.data.get("photos", [])
     )
+    await post_cards(ctx.session, ctx.services, report, ctx.now)
     ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
     _ = ctx._
     ctx.say(

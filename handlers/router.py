@@ -15,13 +15,14 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers import basics, myreports, report
+from handlers import admin, answers, basics, moderation, myreports, report
 from handlers.context import FlowContext, Services
 from handlers.flood import Verdict
 from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
 from handlers.ports import MediaProblem, StoredImage
 from handlers.uploads import receive_image
 from models.conversations import ConcurrentUpdate, load_conversation, save_conversation
+from models.pending import pending_input
 from models.people import get_or_create_person, roles_of
 
 SessionFactory = Callable[[], AsyncSession]
@@ -38,7 +39,15 @@ COMMAND_FLOWS: dict[str, Flow] = {
     "report": report.start,
     "myreports": myreports.list_reports,
     "status": myreports.show_status,
+    "queue": moderation.queue_command,
+    "history": moderation.history_command,
+    "grant": admin.grant,
+    "revoke": admin.revoke,
+    "ban": admin.ban_command,
+    "unban": admin.unban_command,
 }
+GROUP_COMMANDS = frozenset({"queue", "history"})
+"""What a moderators' group may ask; everything else said in a group is not for the bot."""
 
 MENU_FLOWS: dict[str, Flow] = {
     "report": report.start,
@@ -118,9 +127,12 @@ async def _handle_once(
 async def route(ctx: FlowContext) -> None:
     inbound = ctx.inbound
     if inbound.kind is InboundKind.COMMAND:
-        await _route_command(ctx)
+        if not inbound.in_group or inbound.command in GROUP_COMMANDS:
+            await _route_command(ctx)
     elif inbound.kind is InboundKind.BUTTON:
         await _route_button(ctx)
+    elif await _route_pending(ctx) or inbound.in_group:
+        return
     elif ctx.conversation.flow == report.FLOW:
         await report.on_input(ctx)
     elif inbound.kind in (InboundKind.PHOTO, InboundKind.DOCUMENT):
@@ -129,6 +141,21 @@ async def route(ctx: FlowContext) -> None:
         )
     else:
         await basics.idle_hint(ctx)
+
+
+async def _route_pending(ctx: FlowContext) -> bool:
+    """A prompt waiting for this person's next message in this chat takes it first."""
+    assert ctx.person.id is not None
+    pending = await pending_input(ctx.session, ctx.person.id, ctx.inbound.chat_id)
+    if pending is None:
+        return False
+    if pending.action == answers.ANSWER:
+        await answers.on_pending(ctx, pending)
+    elif ctx.inbound.kind is InboundKind.TEXT:
+        await moderation.on_pending(ctx, pending)
+    else:
+        ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+    return True
 
 
 async def _route_command(ctx: FlowContext) -> None:
@@ -144,11 +171,17 @@ async def _route_command(ctx: FlowContext) -> None:
 
 async def _route_button(ctx: FlowContext) -> None:
     prefix, _, value = ctx.inbound.payload.partition(":")
+    if ctx.inbound.in_group and prefix != "m":
+        return
     if prefix == "r":
         await report.on_button(ctx, ctx.inbound.payload)
     elif prefix == "menu" and value in MENU_FLOWS:
         await MENU_FLOWS[value](ctx)
     elif prefix == "lang":
         await basics.set_language(ctx, value)
+    elif prefix == "m":
+        await moderation.on_button(ctx, ctx.inbound.payload)
+    elif prefix == "a":
+        await answers.on_button(ctx, ctx.inbound.payload)
     else:
         ctx.say(ctx._("That button is from an earlier message and no longer works."))

@@ -9,11 +9,10 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.concurrency import ConcurrentUpdate
 from models.tables import Conversation
 
-
-class ConcurrentUpdate(Exception):
-    """Someone else saved this conversation since we read it; handle the update again."""
+__all__ = ["ConcurrentUpdate", "load_conversation", "save_conversation", "stale_conversations"]
 
 
 async def load_conversation(session: AsyncSession, person_id: int) -> Conversation:

@@ -17,15 +17,26 @@ async def record_media(
     height: int,
     size: int,
     mime_type: str,
+    phash: str,
     channel: str,
     file_id: str,
 ) -> None:
     """Remember an ingested image and the channel's file id for it (both idempotent)."""
     if await session.get(MediaFile, sha256) is None:
-        await _insert_ignoring_duplicate(
-            session,
-            MediaFile(sha256=sha256, width=width, height=height, size=size, mime_type=mime_type),
+        quarters = phash_quarters(phash) if phash else (None, None, None, None)
+        row = MediaFile(
+            sha256=sha256,
+            width=width,
+            height=height,
+            size=size,
+            mime_type=mime_type,
+            phash=phash or None,
+            phash_q0=quarters[0],
+            phash_q1=quarters[1],
+            phash_q2=quarters[2],
+            phash_q3=quarters[3],
         )
+        await _insert_ignoring_duplicate(session, row)
     query = select(PlatformFile).where(
         PlatformFile.channel == channel, PlatformFile.sha256 == sha256
     )
@@ -33,6 +44,17 @@ async def record_media(
         await _insert_ignoring_duplicate(
             session, PlatformFile(channel=channel, sha256=sha256, file_id=file_id)
         )
+
+
+def phash_quarters(phash: str) -> tuple[int, int, int, int]:
+    """The four 16-bit quarters of a 64-bit hash given as 16 hex digits."""
+    value = int(phash, 16)
+    q0, q1, q2, q3 = ((value >> shift) & 0xFFFF for shift in (48, 32, 16, 0))
+    return q0, q1, q2, q3
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 async def platform_file_id(session: AsyncSession, channel: str, sha256: str) -> str | None:

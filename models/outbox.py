@@ -14,8 +14,24 @@ from models.tables import OutboxMessage, OutboxStatus
 MAX_ATTEMPTS = 8
 
 
-def enqueue(session: AsyncSession, channel: str, chat_id: str, payload: dict[str, Any]) -> None:
-    session.add(OutboxMessage(channel=channel, chat_id=chat_id, payload=payload))
+def enqueue(
+    session: AsyncSession,
+    channel: str,
+    chat_id: str,
+    payload: dict[str, Any],
+    *,
+    report_id: int | None = None,
+    purpose: str = "",
+) -> None:
+    session.add(
+        OutboxMessage(
+            channel=channel,
+            chat_id=chat_id,
+            payload=payload,
+            report_id=report_id,
+            purpose=purpose,
+        )
+    )
 
 
 async def due_messages(

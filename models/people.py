@@ -17,7 +17,7 @@ async def find_person(session: AsyncSession, channel: str, external_id: str) -> 
 async def get_or_create_person(
     session: AsyncSession, channel: str, external_id: str, *, locale: str, display_name: str = ""
 ) -> Person:
-    """The person behind (channel, external_id), created on first contact.
+    """The person behind (channel, external_id), created on first contact (name kept current).
 
     A concurrent first contact makes the insert fail on the unique key; the caller's
     transaction is then retried and finds the row.
@@ -29,6 +29,9 @@ async def get_or_create_person(
         )
         session.add(person)
         await session.flush()
+    elif display_name and person.display_name != display_name:
+        person.display_name = display_name
+        session.add(person)
     return person
 
 

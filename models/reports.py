@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.folding import fold
 from models.tables import Report, ReportPhoto
 
 CODE_PREFIX = "GS"
@@ -29,6 +30,7 @@ def normalise_code(text: str) -> str:
 
 async def create_report(session: AsyncSession, report: Report, photos: Sequence[str]) -> Report:
     """Insert `report` with its photos and give it its code, in the caller's transaction."""
+    report.nominee_key = fold(report.nominee_name)
     session.add(report)
     await session.flush()
     assert report.id is not None
@@ -55,6 +57,11 @@ async def own_report_by_code(session: AsyncSession, reporter_id: int, code: str)
         Report.code == normalise_code(code), Report.reporter_id == reporter_id
     )
     return (await session.exec(query)).first()
+
+
+async def report_by_code(session: AsyncSession, code: str) -> Report | None:
+    """Any report by its code: for moderators only (reporters use `own_report_by_code`)."""
+    return (await session.exec(select(Report).where(Report.code == normalise_code(code)))).first()
 
 
 async def count_reports_since(session: AsyncSession, reporter_id: int, since: datetime) -> int:

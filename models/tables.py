@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, String, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
 def utcnow() -> datetime:
@@ -132,6 +132,13 @@ class MediaFile(SQLModel, table=True):
     height: int
     size: int
     mime_type: str = Field(max_length=32)
+    phash: str | None = Field(default=None, max_length=16)
+    """64-bit perceptual hash (hex). Its four 16-bit quarters are indexed: two images
+    within Hamming distance 3 share at least one quarter exactly."""
+    phash_q0: int | None = Field(default=None, index=True)
+    phash_q1: int | None = Field(default=None, index=True)
+    phash_q2: int | None = Field(default=None, index=True)
+    phash_q3: int | None = Field(default=None, index=True)
     created_at: datetime = _timestamp()
 
 
@@ -159,8 +166,106 @@ class Report(SQLModel, table=True):
     consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     by_officer: bool = False
     officer_unit: str | None = Field(default=None, max_length=256)
+    nominee_key: str = Field(default="", max_length=256)
+    """The nominee's name folded (no case, diacritics or extra spaces), for duplicate hints."""
+    claimed_by_id: int | None = Field(default=None, foreign_key="person.id")
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    duplicate_of_id: int | None = Field(default=None, foreign_key="report.id")
+    decided_by_id: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reject_reason: str | None = Field(default=None, max_length=1024)
+    headline: str | None = Field(default=None, max_length=256)
+    public_story: str | None = None
+    """The story as edited for publication; `story` keeps what the reporter wrote."""
+    content_version: int = 0
+    """Bumped when what moderators see changes (an answer, an edit): older cards are stale."""
     version: int = 0
+    """Bumped by every write: updates are compare-and-set on it."""
     created_at: datetime = _timestamp(index=True)
+    updated_at: datetime = _timestamp()
+
+
+Index(
+    "ix_report_duplicates",
+    col(Report.commune_code),
+    col(Report.nominee_key),
+    col(Report.created_at),
+)
+Index("ix_report_queue", col(Report.status), col(Report.created_at))
+
+
+class ReportApproval(SQLModel, table=True):
+    """One moderator's approval; APPROVALS_REQUIRED distinct ones approve a report."""
+
+    __tablename__ = "report_approval"
+    __table_args__ = (UniqueConstraint("report_id", "moderator_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True)
+    moderator_id: int = Field(foreign_key="person.id")
+    created_at: datetime = _timestamp()
+
+
+class AuditEntry(SQLModel, table=True):
+    """The append-only log of every moderation decision and administrative act."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    action: str = Field(max_length=32)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    detail: str = Field(default="", max_length=4096)
+    created_at: datetime = _timestamp()
+
+
+class ReportNote(SQLModel, table=True):
+    """A question a moderator asked, or the reporter's answer to it."""
+
+    __tablename__ = "report_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True)
+    author_id: int = Field(foreign_key="person.id")
+    kind: str = Field(max_length=16)
+    text: str = Field(default="", max_length=4096)
+    created_at: datetime = _timestamp()
+
+
+class PendingInput(SQLModel, table=True):
+    """A moderator's next text in `chat_id` answers a prompt (a reason, a question, a code).
+
+    Kept apart from `Conversation`, so a moderator with a report draft of their own loses
+    nothing when they moderate.
+    """
+
+    __tablename__ = "pending_input"
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    chat_id: str = Field(max_length=64, primary_key=True)
+    action: str = Field(max_length=16)
+    report_id: int = Field(foreign_key="report.id")
+    report_version: int
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class Ban(SQLModel, table=True):
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    banned_by_id: int | None = Field(default=None, foreign_key="person.id")
+    reason: str = Field(default="", max_length=512)
+    created_at: datetime = _timestamp()
+
+
+class RuntimeSetting(SQLModel, table=True):
+    """Values the bot learns while running, e.g. the moderators' group's id after migration."""
+
+    __tablename__ = "runtime_setting"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=256)
     updated_at: datetime = _timestamp()
 
 
@@ -193,11 +298,17 @@ class OutboxStatus(StrEnum):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message to deliver later, written in the same transaction as the change that causes it."""
+    """A message to deliver later, written in the same transaction as the change that causes it.
+
+    A moderation card is an outbox message with `report_id` set and `purpose` "card": once
+    sent, its `platform_message_id` says where to edit it after a decision.
+    """
 
     __tablename__ = "outbox_message"
 
     id: int | None = Field(default=None, primary_key=True)
+    report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
+    purpose: str = Field(default="", max_length=16)
     channel: str = Field(max_length=16)
     chat_id: str = Field(max_length=64)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

@@ -32,3 +32,15 @@ async def recent_messages(
         .limit(limit)
     )
     return list(reversed((await session.exec(query)).all()))
+
+
+async def edit_message(
+    session: AsyncSession, chat_id: str, message_id: int, payload: dict[str, Any]
+) -> WebMessage | None:
+    message = await session.get(WebMessage, message_id)
+    if message is None or message.chat_id != chat_id:
+        return None
+    message.payload = payload
+    session.add(message)
+    await session.flush()
+    return message

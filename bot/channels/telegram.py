@@ -14,7 +14,9 @@ import structlog
 from aiohttp import web
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     BotCommandScopeDefault,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
@@ -25,10 +27,18 @@ from telegram import (
     Update,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.base import InboundHandler, ReplySender
+from bot.channels.richtext import to_plain
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.messages import (
@@ -44,6 +54,7 @@ from handlers.ports import MediaProblem, MediaRejected, MediaStore
 from scheduler.outbox import DeliveryFailed
 
 CHANNEL = "telegram"
+StaffMenus = Callable[[], Awaitable[dict[str, list[tuple[str, str]]]]]
 CAPABILITIES = Capabilities(
     inline_buttons=True,
     message_edits=True,
@@ -54,9 +65,19 @@ CAPABILITIES = Capabilities(
 )
 WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 UNSUPPORTED_ATTRIBUTES = (
-    "sticker", "video", "voice", "audio", "animation", "video_note", "location", "poll",
-    "venue", "dice", "game", "story",
-)  # fmt: skip
+    "sticker",
+    "video",
+    "voice",
+    "audio",
+    "animation",
+    "video_note",
+    "location",
+    "poll",
+    "venue",
+    "dice",
+    "game",
+    "story",
+)
 
 log = structlog.get_logger(__name__)
 
@@ -71,14 +92,21 @@ class TelegramChannel:
         handle: InboundHandler,
         media: MediaStore,
         translations: dict[str, Translator],
+        default_locale: str,
         *,
+        staff_menus: StaffMenus,
+        on_migrated: Callable[[str, str], Awaitable[None]],
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> None:
         self.application = application
         self._handle = handle
+        self._staff_menus = staff_menus
+        self._migrated = on_migrated
+        self._published_menus: dict[str, list[tuple[str, str]]] = {}
         self._media = media
         self._translations = translations
+        self._default_locale = default_locale
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
         self._replies = ReplySender(self.send)
@@ -90,6 +118,7 @@ class TelegramChannel:
     async def start(self) -> None:
         await self.application.initialize()
         await self._publish_commands()
+        await self.sync_staff_menus()
         if self._webhook_url:
             await self.application.bot.set_webhook(
                 self._webhook_url,
@@ -109,6 +138,26 @@ class TelegramChannel:
             await self.application.stop()
         await self._replies.flush()
         await self.application.shutdown()
+
+    async def _on_migrated(self, old_chat_id: str, new_chat_id: str) -> None:
+        log.info("telegram.chat.migrated", old=old_chat_id, new=new_chat_id)
+        await self._migrated(old_chat_id, new_chat_id)
+
+    async def sync_staff_menus(self) -> None:
+        """Give moderators, admins and the moderators' group their extra commands."""
+        translate = self._translations[self._default_locale]
+        menus = await self._staff_menus()
+        for chat_id, commands in menus.items():
+            if self._published_menus.get(chat_id) == commands:
+                continue
+            await self.application.bot.set_my_commands(
+                [BotCommand(name, translate(text)) for name, text in commands],
+                scope=BotCommandScopeChat(int(chat_id)),
+            )
+            self._published_menus[chat_id] = commands
+        for chat_id in set(self._published_menus) - set(menus):
+            await self.application.bot.delete_my_commands(scope=BotCommandScopeChat(int(chat_id)))
+            del self._published_menus[chat_id]
 
     async def _publish_commands(self) -> None:
         """The command menu, in Vietnamese by default and in English for English clients."""
@@ -141,15 +190,24 @@ class TelegramChannel:
     # ---- inbound --------------------------------------------------------------------
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.message is not None and update.message.migrate_to_chat_id is not None:
+            await self._on_migrated(
+                str(update.message.chat.id), str(update.message.migrate_to_chat_id)
+            )
+            return
         inbound = self.to_inbound(update)
-        if update.callback_query is not None:
-            await _answer_quietly(update)
         if inbound is None:
+            if update.callback_query is not None:
+                await _answer_quietly(update, "")
             log.debug("telegram.update.ignored", update_id=update.update_id)
             return
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
         try:
             replies = await self._handle(inbound, CAPABILITIES)
+            if update.callback_query is not None:
+                toast = next((r for r in replies if r.toast), None)
+                await _answer_quietly(update, toast.text if toast else "")
+                replies = [r for r in replies if r is not toast]
             await self._replies.deliver(replies)
         finally:
             structlog.contextvars.unbind_contextvars("update_id", "channel")
@@ -157,13 +215,18 @@ class TelegramChannel:
     def to_inbound(self, update: Update) -> Inbound | None:
         query = update.callback_query
         if query is not None:
-            if query.message is None or query.data is None or query.message.chat.type != "private":
+            if query.message is None or query.data is None:
                 return None
+            chat = query.message.chat
             return self._base(
-                update, str(query.message.chat.id), InboundKind.BUTTON, payload=query.data
+                update,
+                str(chat.id),
+                InboundKind.BUTTON,
+                payload=query.data,
+                in_group=chat.type != "private",
             )
         message = update.message
-        if message is None or message.chat.type != "private" or message.from_user is None:
+        if message is None or message.from_user is None:
             return None
         return self._message_inbound(update, message)
 
@@ -216,6 +279,8 @@ class TelegramChannel:
     def _base(self, update: Update, chat_id: str, kind: InboundKind, **fields: object) -> Inbound:
         user = update.effective_user
         assert user is not None
+        chat = update.effective_chat
+        fields.setdefault("in_group", chat is not None and chat.type != "private")
         return Inbound(
             channel=CHANNEL,
             chat_id=chat_id,
@@ -262,9 +327,15 @@ class TelegramChannel:
     async def send(self, outbound: Outbound) -> str:
         """Render `outbound` with the Bot API; returns the id of the last message sent."""
         try:
+            if outbound.edit_message_id:
+                return await self._edit(outbound)
             if outbound.photos:
                 await self._send_photos(outbound)
             return await self._send_text(outbound)
+        except ChatMigrated as error:
+            await self._on_migrated(outbound.chat_id, str(error.new_chat_id))
+            outbound.chat_id = str(error.new_chat_id)
+            return await self.send(outbound)
         except RetryAfter as error:
             raise DeliveryFailed(str(error), retry_in=_seconds(error.retry_after)) from error
         except Forbidden as error:
@@ -274,6 +345,21 @@ class TelegramChannel:
             raise DeliveryFailed(str(error), retry_in=None) from error
         except (NetworkError, TelegramError) as error:
             raise DeliveryFailed(str(error), retry_in=5.0) from error
+
+    async def _edit(self, outbound: Outbound) -> str:
+        try:
+            await self.application.bot.edit_message_text(
+                chat_id=outbound.chat_id,
+                message_id=int(outbound.edit_message_id),
+                text=_split(outbound.text, CAPABILITIES.max_text_length)[0],
+                parse_mode=ParseMode.HTML,
+                reply_markup=_markup(outbound),
+                disable_web_page_preview=True,
+            )
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+        return outbound.edit_message_id
 
     async def _send_text(self, outbound: Outbound) -> str:
         chunks = _split(outbound.text, CAPABILITIES.max_text_length)
@@ -316,7 +402,7 @@ class TelegramChannel:
 
 def _markup(
     outbound: Outbound,
-) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply | None:
     if outbound.buttons:
         return InlineKeyboardMarkup(
             [
@@ -332,6 +418,8 @@ def _markup(
         )
     if outbound.remove_keyboard:
         return ReplyKeyboardRemove()
+    if outbound.force_reply:
+        return ForceReply()
     return None
 
 
@@ -352,10 +440,11 @@ def _seconds(retry_after: object) -> float:
     return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
 
 
-async def _answer_quietly(update: Update) -> None:
+async def _answer_quietly(update: Update, text: str) -> None:
+    """Answer a button press (Telegram keeps a spinner until then), with a pop-up if given."""
     assert update.callback_query is not None
     try:
-        await update.callback_query.answer()
+        await update.callback_query.answer(to_plain(text)[:200] or None, show_alert=bool(text))
     except TelegramError as error:
         log.info("telegram.callback.answer_failed", error=str(error))
 

@@ -44,11 +44,11 @@ from handlers.router import SessionFactory
 from handlers.text import N_
 from models.people import find_person, grant_role
 from models.tables import Role, WebMessage
-from models.webchat import append_message, recent_messages
+from models.webchat import append_message, edit_message, recent_messages
 
 CHANNEL = "web"
 CAPABILITIES = Capabilities(
-    inline_buttons=True, message_edits=False, albums=True, contact_request=False
+    inline_buttons=True, message_edits=True, albums=True, contact_request=False
 )
 COOKIE = "gs_session"
 COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -368,13 +368,9 @@ class WebChatChannel:
 
     async def send(self, outbound: Outbound) -> str:
         """Keep the message in the transcript and push it to the chat's open pages."""
-        payload = {
-            "segments": to_segments(outbound.text),
-            "buttons": [
-                [{"label": b.label, "payload": b.payload} for b in row] for row in outbound.buttons
-            ],
-            "photos": [f"/chat/media/{photo.sha256}.jpg" for photo in outbound.photos],
-        }
+        if outbound.edit_message_id:
+            return await self._edit(outbound)
+        payload = _payload(outbound)
         async with self._sessions() as session, session.begin():
             stored = await append_message(session, outbound.chat_id, payload, from_bot=True)
         frame = {"type": "message", "message": _render_stored(stored)}
@@ -382,6 +378,30 @@ class WebChatChannel:
             if not socket.closed:
                 await socket.send_json(frame)
         return str(stored.id)
+
+    async def _edit(self, outbound: Outbound) -> str:
+        """Rewrite a message of the transcript (a moderation card after a decision)."""
+        async with self._sessions() as session, session.begin():
+            stored = await edit_message(
+                session, outbound.chat_id, int(outbound.edit_message_id), _payload(outbound)
+            )
+        if stored is None:
+            return outbound.edit_message_id
+        frame = {"type": "edit", "message": _render_stored(stored)}
+        for socket in list(self._sockets.get(outbound.chat_id, ())):
+            if not socket.closed:
+                await socket.send_json(frame)
+        return str(stored.id)
+
+
+def _payload(outbound: Outbound) -> dict[str, Any]:
+    return {
+        "segments": to_segments(outbound.text),
+        "buttons": [
+            [{"label": b.label, "payload": b.payload} for b in row] for row in outbound.buttons
+        ],
+        "photos": [f"/chat/media/{photo.sha256}.jpg" for photo in outbound.photos],
+    }
 
 
 def _render_stored(message: WebMessage) -> dict[str, Any]:

@@ -1439,7 +1439,7 @@ class FakeUser:
         self._fake = fake
         self.user = user
         self._chat = chat
-        self._seen = 0  # inbox messages already returned by wait_for_messages
+        self._seen = len(chat.sent)  # wait_for_messages returns what arrives from now on
 
     @property
     def id(self) -> int:

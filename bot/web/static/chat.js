@@ -51,9 +51,10 @@
     item.append(box);
   }
 
-  function render(message) {
+  function build(message) {
     const item = document.createElement("li");
     item.className = `msg ${message.from}`;
+    if (message.id) item.dataset.id = String(message.id);
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = message.from === "bot" ? t("bot", "Gương Sáng") : t("you", "Bạn");
@@ -66,8 +67,17 @@
       item.append(image);
     }
     renderButtons(item, message.buttons);
-    log.append(item);
+    return item;
+  }
+
+  function render(message) {
+    log.append(build(message));
     scrollToEnd();
+  }
+
+  function replace(message) {
+    const old = log.querySelector(`li[data-id="${CSS.escape(String(message.id))}"]`);
+    if (old) old.replaceWith(build(message));
   }
 
   function applyUi(hello) {
@@ -105,6 +115,8 @@
       if (frame.messages.length === 0) send({ type: "text", text: "/start" });
     } else if (frame.type === "message") {
       render(frame.message);
+    } else if (frame.type === "edit") {
+      replace(frame.message);
     } else if (frame.type === "throttled") {
       setStatus(t("throttled", ""));
     }

@@ -1,0 +1,491 @@
+"""Moderation in chat: the card's buttons, the prompts they open, /queue and /history.
+
+Card buttons carry `m:<action>:<report id>:<content version>[:<extra>]` and no
+authority: every press goes through `models.moderation`, which checks the presser's
+role, the report's state and the card's freshness on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import structlog
+
+from handlers import notify
+from handlers.basics import main_menu
+from handlers.cards import format_age, refresh_cards, render_card
+from handlers.choices import match_choice
+from handlers.context import FlowContext
+from handlers.labels import GROUP_LABELS, STATUS_LABELS
+from handlers.messages import Button
+from handlers.text import N_, clip, fmt
+from models.moderation import (
+    MODERATORS,
+    Action,
+    Actor,
+    Outcome,
+    Refusal,
+    Rules,
+    check,
+    history,
+    transition,
+)
+from models.pending import clear_input, expect_input
+from models.queue import QueueFilter, queue_page
+from models.reports import report_by_code
+from models.tables import NomineeGroup, PendingInput, Report, ReportNote, ReportStatus
+
+log = structlog.get_logger(__name__)
+
+_Handler = Callable[[FlowContext, int, int, list[str]], Awaitable[None]]
+
+REJECT_PRESETS = (
+    N_("The facts could not be verified"),
+    N_("Not a good deed within the scope of the movement"),
+    N_("Not enough information, and the reporter cannot be reached"),
+    N_("Inappropriate content"),
+)
+PROMPTS = {
+    "reject": N_("Type the reason for rejecting {code}, replying to this message:"),
+    "ask": N_("Type your question for the reporter of {code}, replying to this message:"),
+    "duplicate": N_(
+        "Type the code of the report that {code} duplicates, replying to this message:"
+    ),
+    "headline": N_("Type the headline for publishing {code}, replying to this message:"),
+    "story": N_(
+        "Type the story of {code} as it should be published, or a single dash (-) to keep "
+        "the reporter's text, replying to this message:"
+    ),
+}
+MAX_PROMPT_TEXT = 2000
+
+
+def _actor(ctx: FlowContext) -> Actor:
+    return Actor(ctx.person, ctx.roles)
+
+
+def _rules(ctx: FlowContext) -> Rules:
+    config = ctx.services.config
+    return Rules(approvals_required=config.approvals_required, claim_duration=config.claim_duration)
+
+
+# ---- buttons ----------------------------------------------------------------------------
+
+
+async def on_button(ctx: FlowContext, payload: str) -> None:
+    parts = payload.split(":")
+    if len(parts) < 4 or not parts[2].isdigit() or not parts[3].isdigit():
+        ctx.say(ctx._("That button is from an earlier message and no longer works."), toast=True)
+        return
+    code, report_id, version, extra = parts[1], int(parts[2]), int(parts[3]), parts[4:]
+    if code == "q":
+        await show_queue(ctx, page=report_id, where=_filter_from(version, extra))
+        return
+    handler = _BUTTONS.get(code)
+    if handler is None:
+        ctx.say(ctx._("That button is from an earlier message and no longer works."), toast=True)
+        return
+    await handler(ctx, report_id, version, extra)
+
+
+async def _approve(ctx: FlowContext, report_id: int, version: int, _extra: list[str]) -> None:
+    outcome = await _apply(ctx, report_id, Action.APPROVE, version)
+    if outcome is None:
+        return
+    report = outcome.report
+    assert report is not None
+    if report.status == ReportStatus.APPROVED:
+        await notify.tell_reporter(
+            ctx.session, ctx.services, report, notify.approved(ctx.services, report, ctx.now)
+        )
+        ctx.say(fmt(ctx._("✅ {code} approved."), code=report.code), toast=True)
+    else:
+        ctx.say(
+            fmt(
+                ctx._("👍 Your approval of {code} is recorded ({count}/{required})."),
+                code=report.code,
+                count=outcome.approvals,
+                required=ctx.services.config.approvals_required,
+            ),
+            toast=True,
+        )
+
+
+async def _claim(ctx: FlowContext, report_id: int, version: int, _extra: list[str]) -> None:
+    outcome = await _apply(ctx, report_id, Action.CLAIM, version)
+    if outcome is not None and outcome.report is not None:
+        minutes = int(ctx.services.config.claim_duration.total_seconds() // 60)
+        ctx.say(
+            fmt(
+                ctx._("🔒 {code} is yours for {minutes} minutes."),
+                code=outcome.report.code,
+                minutes=minutes,
+            ),
+            toast=True,
+        )
+
+
+async def _reject_menu(ctx: FlowContext, report_id: int, version: int, _extra: list[str]) -> None:
+    report = await _checked(ctx, report_id, Action.REJECT, version)
+    if report is None:
+        return
+    _ = ctx._
+    key = f"{report_id}:{version}"
+    rows = [[Button(clip(_(text), 60), f"m:rr:{key}:{i}")] for i, text in enumerate(REJECT_PRESETS)]
+    rows.append([Button(_("✍️ Another reason"), f"m:ro:{key}")])
+    ctx.say(fmt(_("Why is {code} rejected?"), code=report.code), rows)
+
+
+async def _reject_preset(ctx: FlowContext, report_id: int, version: int, extra: list[str]) -> None:
+    index = int(extra[0]) if extra and extra[0].isdigit() else -1
+    if not 0 <= index < len(REJECT_PRESETS):
+        await _reject_menu(ctx, report_id, version, [])
+        return
+    await _reject(ctx, report_id, version, ctx._(REJECT_PRESETS[index]))
+
+
+async def _reject(ctx: FlowContext, report_id: int, version: int, reason: str) -> None:
+    outcome = await _apply(
+        ctx, report_id, Action.REJECT, version, reason, changes={"reason": reason}
+    )
+    if outcome is None or outcome.report is None:
+        return
+    await notify.tell_reporter(
+        ctx.session, ctx.services, outcome.report, notify.rejected(outcome.report, reason)
+    )
+    ctx.say(fmt(ctx._("❌ {code} rejected."), code=outcome.report.code), toast=True)
+
+
+def _prompting(action: str, gate: Action) -> _Handler:
+    """A button that asks the moderator to type something (reason, question, code, text)."""
+
+    async def handler(ctx: FlowContext, report_id: int, version: int, _extra: list[str]) -> None:
+        report = await _checked(ctx, report_id, gate, version)
+        if report is None:
+            return
+        assert ctx.person.id is not None
+        await expect_input(
+            ctx.session, ctx.person.id, ctx.inbound.chat_id, action, report_id, version
+        )
+        ctx.say(fmt(ctx._(PROMPTS[action]), code=report.code), force_reply=True)
+
+    return handler
+
+
+async def _history(ctx: FlowContext, report_id: int, _version: int, _extra: list[str]) -> None:
+    report = await ctx.session.get(Report, report_id)
+    if report is None or not _may_moderate(ctx):
+        await _refuse(
+            ctx,
+            Outcome(report, Refusal.NOT_FOUND if report is None else Refusal.NOT_ALLOWED),
+            Action.EDIT,
+        )
+        return
+    await _say_history(ctx, report)
+
+
+async def _open(ctx: FlowContext, report_id: int, _version: int, _extra: list[str]) -> None:
+    report = await ctx.session.get(Report, report_id)
+    if report is None or not _may_moderate(ctx):
+        ctx.say(ctx._("Only moderators can do this."), toast=True)
+        return
+    card = await render_card(ctx.session, ctx.services, report, ctx._, ctx.now)
+    ctx.say(card.text, card.buttons, photos=card.photos)
+
+
+# ---- typed answers to prompts --------------------------------------------------------------
+
+
+async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
+    """The moderator's text after a prompt: a reason, a question, a code or publication text."""
+    text = " ".join(ctx.inbound.text.split()) if pending.action != "story" else ctx.inbound.text
+    text = text.strip()[:MAX_PROMPT_TEXT]
+    if not text:
+        ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+        return
+    assert ctx.person.id is not None
+    await clear_input(ctx.session, ctx.person.id, ctx.inbound.chat_id)
+    report_id, version = pending.report_id, pending.report_version
+    if pending.action == "reject":
+        await _reject(ctx, report_id, version, text)
+    elif pending.action == "ask":
+        await _ask(ctx, report_id, version, text)
+    elif pending.action == "duplicate":
+        await _mark_duplicate(ctx, report_id, version, text)
+    elif pending.action == "headline":
+        await expect_input(
+            ctx.session,
+            ctx.person.id,
+            ctx.inbound.chat_id,
+            "story",
+            report_id,
+            version,
+            {"headline": text},
+        )
+        report = await ctx.session.get(Report, report_id)
+        story_prompt = PROMPTS["story"]
+        ctx.say(fmt(ctx._(story_prompt), code=report.code if report else ""), force_reply=True)
+    else:
+        changes = {"headline": pending.data.get("headline")}
+        if text != "-":
+            changes["public_story"] = text
+        outcome = await _apply(ctx, report_id, Action.EDIT, version, changes=changes)
+        if outcome is not None and outcome.report is not None:
+            ctx.say(
+                fmt(
+                    ctx._(
+                        "✏️ {code}: the text for publication is saved; the reporter's "
+                        "original is kept."
+                    ),
+                    code=outcome.report.code,
+                )
+            )
+
+
+async def _ask(ctx: FlowContext, report_id: int, version: int, text: str) -> None:
+    outcome = await _apply(ctx, report_id, Action.ASK, version, text)
+    if outcome is None or outcome.report is None:
+        return
+    assert ctx.person.id is not None
+    ctx.session.add(
+        ReportNote(report_id=report_id, author_id=ctx.person.id, kind="question", text=text)
+    )
+    await notify.tell_reporter(
+        ctx.session, ctx.services, outcome.report, notify.question(outcome.report, text)
+    )
+    await refresh_cards(ctx.session, ctx.services, outcome.report, ctx.now)
+    ctx.say(
+        fmt(
+            ctx._("❓ Your question about {code} was sent to the reporter."),
+            code=outcome.report.code,
+        )
+    )
+
+
+async def _mark_duplicate(ctx: FlowContext, report_id: int, version: int, code: str) -> None:
+    original = await report_by_code(ctx.session, code)
+    if original is None or original.id == report_id:
+        ctx.say(fmt(ctx._("There is no other report with the code {code}."), code=clip(code, 40)))
+        return
+    outcome = await _apply(
+        ctx,
+        report_id,
+        Action.DUPLICATE,
+        version,
+        original.code,
+        changes={"duplicate_of_id": original.id},
+    )
+    if outcome is None or outcome.report is None:
+        return
+    await notify.tell_reporter(
+        ctx.session, ctx.services, outcome.report, notify.duplicate(outcome.report, original)
+    )
+    ctx.say(
+        fmt(
+            ctx._("🔁 {code} marked as a duplicate of {original}."),
+            code=outcome.report.code,
+            original=original.code,
+        )
+    )
+
+
+# ---- the rules applied, and refusals explained ----------------------------------------------
+
+
+async def _apply(
+    ctx: FlowContext,
+    report_id: int,
+    action: Action,
+    version: int,
+    detail: str = "",
+    changes: dict[str, object] | None = None,
+) -> Outcome | None:
+    """Run the transition; refresh the cards when it happened, explain when it did not."""
+    outcome = await transition(
+        ctx.session,
+        report_id,
+        action,
+        _actor(ctx),
+        ctx.now,
+        rules=_rules(ctx),
+        content_version=version,
+        detail=detail,
+        changes=changes,
+    )
+    if not outcome.ok:
+        await _refuse(ctx, outcome, action)
+        return None
+    assert outcome.report is not None
+    await refresh_cards(ctx.session, ctx.services, outcome.report, ctx.now)
+    return outcome
+
+
+async def _checked(ctx: FlowContext, report_id: int, action: Action, version: int) -> Report | None:
+    outcome = await check(
+        ctx.session, report_id, action, _actor(ctx), ctx.now, content_version=version
+    )
+    if not outcome.ok:
+        await _refuse(ctx, outcome, action)
+        return None
+    return outcome.report
+
+
+async def _refuse(ctx: FlowContext, outcome: Outcome, action: Action) -> None:
+    _ = ctx._
+    refusal = outcome.refusal
+    code = outcome.report.code if outcome.report else "?"
+    name = (outcome.other.display_name or "?") if outcome.other else "?"
+    if refusal is Refusal.NOT_ALLOWED:
+        log.warning(
+            "moderation.refused",
+            person_id=ctx.person.id,
+            action=str(action),
+            update_id=ctx.inbound.update_id,
+        )
+        text = _("Only moderators can do this.")
+    elif refusal is Refusal.OWN_REPORT:
+        text = _("You cannot moderate a report you sent yourself.")
+    elif refusal is Refusal.ALREADY_DECIDED:
+        status = _(STATUS_LABELS[ReportStatus(outcome.report.status)]) if outcome.report else ""
+        text = fmt(
+            _("{code} is already {status} (by {name})."), code=code, status=status, name=name
+        )
+    elif refusal is Refusal.OUTDATED:
+        text = fmt(_("This card of {code} is out of date: use the newest card."), code=code)
+    elif refusal is Refusal.CLAIMED_BY_OTHER:
+        text = fmt(_("{name} is working on {code} right now."), name=name, code=code)
+    elif refusal is Refusal.ALREADY_APPROVED:
+        text = fmt(
+            _("You have already approved {code}: another moderator must approve too."), code=code
+        )
+    else:
+        text = _("That report does not exist.")
+    ctx.say(text, toast=True)
+
+
+def _may_moderate(ctx: FlowContext) -> bool:
+    return bool(ctx.roles & MODERATORS)
+
+
+# ---- /queue and /history -------------------------------------------------------------------
+
+
+def _filter_from(commune: int, extra: list[str]) -> QueueFilter:
+    group = extra[0] if extra and extra[0] in NomineeGroup.__members__.values() else None
+    return QueueFilter(commune_code=commune or None, group=group)
+
+
+async def queue_command(ctx: FlowContext) -> None:
+    await show_queue(ctx, page=0, where=_parse_filter(ctx, ctx.inbound.args))
+
+
+def _parse_filter(ctx: FlowContext, args: str) -> QueueFilter:
+    """`/queue nong dan` filters by group, `/queue dong dang` by commune."""
+    if not args.strip():
+        return QueueFilter()
+    groups = [[Button(ctx._(label), str(group)) for group, label in GROUP_LABELS.items()]]
+    group = match_choice(args, groups)
+    if group is not None:
+        return QueueFilter(group=group)
+    communes = ctx.services.communes.search(args, limit=1)
+    return QueueFilter(commune_code=communes[0].code if communes else -1)
+
+
+async def show_queue(ctx: FlowContext, page: int, where: QueueFilter) -> None:
+    _ = ctx._
+    if not _may_moderate(ctx):
+        ctx.say(_("Only moderators can do this."), toast=True)
+        return
+    size = ctx.services.config.queue_page_size
+    reports, more = await queue_page(ctx.session, page, size, where)
+    if not reports:
+        ctx.say(_("No report is waiting. 🎉") if page == 0 else _("No more reports."))
+        return
+    target = ctx.services.config.moderation_target
+    lines = [fmt(_("<b>Waiting for review</b> (page {page})"), page=page + 1)]
+    rows: list[list[Button]] = []
+    for report in reports:
+        age = ctx.now - report.created_at
+        late = "⏰ " if age > target else ""
+        lines.append(
+            fmt(
+                "{late}<code>{code}</code> · {age} · {name} · {commune}",
+                late=late,
+                code=report.code,
+                age=format_age(_, age),
+                name=clip(report.nominee_name, 30),
+                commune=report.commune_name,
+            )
+        )
+        rows.append(
+            [
+                Button(
+                    fmt(_("Open {code}"), code=report.code),
+                    f"m:op:{report.id}:{report.content_version}",
+                )
+            ]
+        )
+    suffix = f"{where.commune_code or 0}" + (f":{where.group}" if where.group else "")
+    nav = []
+    if page > 0:
+        nav.append(Button(_("◀ Newer"), f"m:q:{page - 1}:{suffix}"))
+    if more:
+        nav.append(Button(_("Older ▶"), f"m:q:{page + 1}:{suffix}"))
+    if nav:
+        rows.append(nav)
+    ctx.say("\n".join(lines), rows)
+
+
+async def history_command(ctx: FlowContext) -> None:
+    _ = ctx._
+    if not _may_moderate(ctx):
+        ctx.say(_("Only moderators can do this."))
+        return
+    report = await report_by_code(ctx.session, ctx.inbound.args) if ctx.inbound.args else None
+    if report is None:
+        ctx.say(_("Send the code after the command, for example: /history GS-2026-000123"))
+        return
+    await _say_history(ctx, report)
+
+
+async def _say_history(ctx: FlowContext, report: Report) -> None:
+    _ = ctx._
+    assert report.id is not None
+    lines = [
+        fmt(_("<b>History of {code}</b>"), code=report.code),
+        fmt(_("{time} · submitted"), time=_local(ctx, report.created_at)),
+    ]
+    for entry, actor in await history(ctx.session, report.id):
+        who = (actor.display_name or f"{actor.channel}:{actor.external_id}") if actor else "—"
+        change = f" {entry.from_status} → {entry.to_status}" if entry.to_status else ""
+        detail = f" · {clip(entry.detail, 200)}" if entry.detail else ""
+        lines.append(
+            fmt(
+                "{time} · {who} · {action}{change}{detail}",
+                time=_local(ctx, entry.created_at),
+                who=who,
+                action=entry.action,
+                change=change,
+                detail=detail,
+            )
+        )
+    ctx.say("\n".join(lines), main_menu(ctx) if not ctx.inbound.in_group else None)
+
+
+def _local(ctx: FlowContext, moment: datetime) -> str:
+    return moment.astimezone(ctx.services.config.timezone).strftime("%d/%m/%Y %H:%M")
+
+
+_BUTTONS: dict[str, _Handler] = {
+    "ap": _approve,
+    "cl": _claim,
+    "rj": _reject_menu,
+    "rr": _reject_preset,
+    "ro": _prompting("reject", Action.REJECT),
+    "aq": _prompting("ask", Action.ASK),
+    "du": _prompting("duplicate", Action.DUPLICATE),
+    "ed": _prompting("headline", Action.EDIT),
+    "hi": _history,
+    "op": _open,
+}

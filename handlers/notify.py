@@ -1,0 +1,121 @@
+"""Telling a reporter what became of their report, in their language, through the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from handlers.context import Services, Translator
+from handlers.messages import Button, Outbound
+from handlers.text import fmt
+from models.outbox import enqueue
+from models.tables import Person, Report
+
+Composer = Callable[[Translator], Outbound]
+"""Builds the message in the reporter's language."""
+
+
+def next_publication(services: Services, now: datetime) -> datetime:
+    """The first publication slot after `now`, in the configured time zone."""
+    local = now.astimezone(services.config.timezone)
+    for day in range(2):
+        date = (local + timedelta(days=day)).date()
+        for slot in sorted(services.config.publication_slots):
+            candidate = datetime.combine(date, slot, tzinfo=services.config.timezone)
+            if candidate > local:
+                return candidate
+    return local + timedelta(days=1)
+
+
+async def tell_reporter(
+    session: AsyncSession, services: Services, report: Report, compose: Composer
+) -> None:
+    reporter = await session.get(Person, report.reporter_id)
+    assert reporter is not None
+    outbound = compose(services.translator(reporter.locale))
+    outbound.chat_id = reporter.external_id
+    enqueue(
+        session,
+        reporter.channel,
+        reporter.external_id,
+        outbound.to_payload(),
+        report_id=report.id,
+        purpose="notice",
+    )
+
+
+def approved(services: Services, report: Report, now: datetime) -> Composer:
+    when = next_publication(services, now).strftime("%H:%M %d/%m/%Y")
+
+    def compose(_: Translator) -> Outbound:
+        return Outbound(
+            chat_id="",
+            text=fmt(
+                _(
+                    "🎉 Good news! Your report {code} about {name} has been approved by the "
+                    "council. It will be published at {when}. Thank you for sharing this good "
+                    "example!"
+                ),
+                code=report.code,
+                name=report.nominee_name,
+                when=when,
+            ),
+        )
+
+    return compose
+
+
+def rejected(report: Report, reason: str) -> Composer:
+    def compose(_: Translator) -> Outbound:
+        return Outbound(
+            chat_id="",
+            text=fmt(
+                _(
+                    "Your report {code} about {name} was not approved by the council.\n"
+                    "Reason: {reason}\nThank you all the same for your care."
+                ),
+                code=report.code,
+                name=report.nominee_name,
+                reason=reason,
+            ),
+        )
+
+    return compose
+
+
+def duplicate(report: Report, original: Report) -> Composer:
+    def compose(_: Translator) -> Outbound:
+        return Outbound(
+            chat_id="",
+            text=fmt(
+                _(
+                    "Your report {code} tells of the same good deed as report {original}, which "
+                    "the council is already handling. Thank you!"
+                ),
+                code=report.code,
+                original=original.code,
+            ),
+        )
+
+    return compose
+
+
+def question(report: Report, text: str) -> Composer:
+    def compose(_: Translator) -> Outbound:
+        return Outbound(
+            chat_id="",
+            text=fmt(
+                _(
+                    "The council has a question about your report {code} ({name}):\n\n"
+                    "<i>{question}</i>\n\nPress Answer, then write or send photos."
+                ),
+                code=report.code,
+                name=report.nominee_name,
+                question=text,
+            ),
+            buttons=[[Button(_("✍️ Answer"), f"a:start:{report.id}")]],
+        )
+
+    return compose

@@ -1,0 +1,122 @@
+"""What moderators look at: the queue of pending reports, possible duplicates, notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.media import hamming, phash_quarters
+from models.moderation import OPEN
+from models.tables import MediaFile, Report, ReportNote, ReportPhoto
+
+PHASH_MAX_DISTANCE = 3
+"""Re-encoded or resized copies of a photo stay within 3 bits; the quarter index relies on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    commune_code: int | None = None
+    group: str | None = None
+
+
+async def queue_page(
+    session: AsyncSession, page: int, size: int, where: QueueFilter
+) -> tuple[list[Report], bool]:
+    """Pending reports, oldest first: one page, and whether another page follows."""
+    query = select(Report).where(col(Report.status).in_(list(OPEN)))
+    if where.commune_code is not None:
+        query = query.where(Report.commune_code == where.commune_code)
+    if where.group is not None:
+        query = query.where(Report.nominee_group == where.group)
+    query = query.order_by(col(Report.created_at), col(Report.id)).offset(page * size)
+    rows = list((await session.exec(query.limit(size + 1))).all())
+    return rows[:size], len(rows) > size
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateHint:
+    report: Report
+    same_name: bool
+    similar_photo: bool
+
+
+async def duplicate_hints(
+    session: AsyncSession, report: Report, window: timedelta, limit: int = 5
+) -> list[DuplicateHint]:
+    """Other reports of the same nominee in the same commune, or with a near-identical photo."""
+    since = report.created_at - window
+    by_name = await _same_nominee(session, report, since, limit)
+    by_photo = await _similar_photos(session, report, since, limit)
+    hints = {
+        r.id: DuplicateHint(r, same_name=True, similar_photo=r.id in by_photo) for r in by_name
+    }
+    for other in by_photo.values():
+        hints.setdefault(other.id, DuplicateHint(other, same_name=False, similar_photo=True))
+    return sorted(hints.values(), key=lambda hint: hint.report.created_at)[:limit]
+
+
+async def _same_nominee(
+    session: AsyncSession, report: Report, since: datetime, limit: int
+) -> list[Report]:
+    query = (
+        select(Report)
+        .where(Report.commune_code == report.commune_code)
+        .where(Report.nominee_key == report.nominee_key)
+        .where(col(Report.created_at) >= since, Report.id != report.id)
+        .order_by(col(Report.created_at).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def _similar_photos(
+    session: AsyncSession, report: Report, since: datetime, limit: int
+) -> dict[int | None, Report]:
+    own = (
+        select(MediaFile)
+        .join(ReportPhoto, col(ReportPhoto.sha256) == col(MediaFile.sha256))
+        .where(ReportPhoto.report_id == report.id, col(MediaFile.phash).is_not(None))
+    )
+    found: dict[int | None, Report] = {}
+    for media in (await session.exec(own)).all():
+        assert media.phash is not None
+        quarters = phash_quarters(media.phash)
+        candidates = (
+            select(Report, MediaFile)
+            .join(ReportPhoto, col(ReportPhoto.report_id) == col(Report.id))
+            .join(MediaFile, col(MediaFile.sha256) == col(ReportPhoto.sha256))
+            .where(
+                or_(
+                    col(MediaFile.phash_q0) == quarters[0],
+                    col(MediaFile.phash_q1) == quarters[1],
+                    col(MediaFile.phash_q2) == quarters[2],
+                    col(MediaFile.phash_q3) == quarters[3],
+                )
+            )
+            .where(Report.id != report.id, col(Report.created_at) >= since)
+            .limit(200)
+        )
+        for other, other_media in (await session.exec(candidates)).all():
+            if other_media.phash and hamming(other_media.phash, media.phash) <= PHASH_MAX_DISTANCE:
+                found[other.id] = other
+        if len(found) >= limit:
+            break
+    return found
+
+
+async def notes_of(session: AsyncSession, report_id: int) -> list[ReportNote]:
+    query = select(ReportNote).where(ReportNote.report_id == report_id).order_by(col(ReportNote.id))
+    return list((await session.exec(query)).all())
+
+
+async def photos_of(session: AsyncSession, report_id: int) -> list[str]:
+    query = (
+        select(ReportPhoto.sha256)
+        .where(ReportPhoto.report_id == report_id)
+        .order_by(col(ReportPhoto.position))
+    )
+    return list((await session.exec(query)).all())
