@@ -154,3 +154,37 @@ async def test_bad_frames_are_answered_not_fatal(browser: Browser) -> None:
     await browser.send({"type": "launch-missiles"})
     assert (await browser.socket.receive_json(timeout=5))["type"] == "error"
     assert "Chào mừng" in text_of(await browser.say("/start"))
+
+
+async def test_sandbox_moderator_approves_a_web_report(bot: Runtime) -> None:
+    """The whole cycle on one machine with no account anywhere: the sandbox's promise."""
+    citizen, moderator = Browser(bot), Browser(bot, persona="moderator")
+    moderator.http = citizen.http
+    try:
+        await moderator.open()
+        await citizen.open()
+        await citizen.say("/report")
+        await citizen.press("r:kind:individual")
+        await citizen.say("Lục Văn Hải")
+        await citizen.press("r:group:village_officer")
+        await citizen.say("binh gia")
+        await citizen.press("r:commune:6112")
+        await citizen.say(STORY)
+        await citizen.press("r:photos:skip")
+        await citizen.press("r:identity:anonymous")
+        done = await citizen.press("r:summary:confirm")
+        card = await moderator.next_message(timeout=8)
+        assert "Lục Văn Hải" in text_of(card) and "Xã Bình Gia" in text_of(card)
+        approve = next(p for p in payloads(card) if p.startswith("m:ap:"))
+        toast = await moderator.press(approve)
+        assert "Đã duyệt" in text_of(toast)
+        told = await citizen.next_message(timeout=8)
+        code = text_of(done)[text_of(done).index("GS-") :][:14]
+        assert code in text_of(told) and "duyệt" in text_of(told)
+        assert moderator.socket is not None
+        edit = await moderator.socket.receive_json(timeout=8)
+        assert edit["type"] == "edit" and edit["message"]["id"] == card["id"]
+        assert "Lịch sử" in str(edit["message"]["buttons"])
+    finally:
+        await moderator.socket.close()  # type: ignore[union-attr]
+        await citizen.close()
