@@ -22,6 +22,10 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
     _ensure_sqlite_dir(url)
+    # One connection: SQLite has one writer anyway, and waiters then queue in order in
+    # the pool instead of polling inside SQLite's busy handler (seconds of tail latency).
+    kwargs.setdefault("pool_size", 1)
+    kwargs.setdefault("max_overflow", 0)
     engine = create_async_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
     )

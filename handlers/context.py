@@ -14,7 +14,7 @@ from handlers.locks import KeyedLocks
 from handlers.messages import Button, Capabilities, Inbound, Outbound, Photo
 from handlers.ports import MediaProblem, MediaStore, StoredImage
 from models.communes import CommuneDirectory
-from models.tables import Conversation, Person, Role
+from models.tables import Conversation, PendingInput, Person, Role
 
 Translator = Callable[[str], str]
 
@@ -65,6 +65,8 @@ class FlowContext:
     roles: frozenset[Role]
     conversation: Conversation
     now: datetime
+    pending: PendingInput | None = None
+    """A prompt waiting for this person's next message in this chat."""
     upload: StoredImage | MediaProblem | None = None
     """The file the person sent with this update, already received (see handlers.uploads)."""
     replies: list[Outbound] = field(default_factory=list)

@@ -21,9 +21,8 @@ from handlers.flood import Verdict
 from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
 from handlers.ports import MediaProblem, StoredImage
 from handlers.uploads import receive_image
-from models.conversations import ConcurrentUpdate, load_conversation, save_conversation
-from models.pending import pending_input
-from models.people import get_or_create_person, roles_of
+from models.conversations import ConcurrentUpdate, save_conversation
+from models.state import load_sender
 
 SessionFactory = Callable[[], AsyncSession]
 Flow = Callable[[FlowContext], Awaitable[None]]
@@ -89,26 +88,27 @@ async def _handle_once(
     verdict: Verdict,
     upload: StoredImage | MediaProblem | None,
 ) -> list[Outbound]:
-    person = await get_or_create_person(
+    sender = await load_sender(
         session,
         inbound.channel,
         inbound.user_id,
+        inbound.chat_id,
         locale=services.config.default_locale,
         display_name=inbound.display_name[:256],
     )
-    assert person.id is not None
-    conversation = await load_conversation(session, person.id)
+    conversation = sender.conversation
     was_in_flow = bool(conversation.flow)
     ctx = FlowContext(
         services=services,
         session=session,
         inbound=inbound,
         capabilities=capabilities,
-        person=person,
-        roles=await roles_of(session, person.id),
+        person=sender.person,
+        roles=sender.roles,
         conversation=conversation,
         now=datetime.now(UTC),
         upload=upload,
+        pending=sender.pending,
     )
     if verdict is Verdict.WARN:
         ctx.say(
@@ -146,7 +146,7 @@ async def route(ctx: FlowContext) -> None:
 async def _route_pending(ctx: FlowContext) -> bool:
     """A prompt waiting for this person's next message in this chat takes it first."""
     assert ctx.person.id is not None
-    pending = await pending_input(ctx.session, ctx.person.id, ctx.inbound.chat_id)
+    pending = ctx.pending
     if pending is None:
         return False
     if pending.action == answers.ANSWER:

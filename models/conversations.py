@@ -12,21 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.concurrency import ConcurrentUpdate
 from models.tables import Conversation
 
-__all__ = ["ConcurrentUpdate", "load_conversation", "save_conversation", "stale_conversations"]
-
-
-async def load_conversation(session: AsyncSession, person_id: int) -> Conversation:
-    found = await session.get(Conversation, person_id)
-    if found is None:
-        return Conversation(person_id=person_id, version=-1)
-    return Conversation(
-        person_id=found.person_id,
-        flow=found.flow,
-        step=found.step,
-        data=dict(found.data),
-        version=found.version,
-        updated_at=found.updated_at,
-    )
+__all__ = ["ConcurrentUpdate", "save_conversation", "stale_conversations"]
 
 
 async def save_conversation(session: AsyncSession, state: Conversation, now: datetime) -> None:

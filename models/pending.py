@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import PendingInput
-
-
-async def pending_input(session: AsyncSession, person_id: int, chat_id: str) -> PendingInput | None:
-    query = select(PendingInput).where(
-        PendingInput.person_id == person_id, PendingInput.chat_id == chat_id
-    )
-    return (await session.exec(query)).first()
 
 
 async def expect_input(

@@ -7,6 +7,7 @@ the Bot API (HTML parse mode: the flows escape user text).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -39,6 +40,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.channels.base import InboundHandler, ReplySender
 from bot.channels.richtext import to_plain
+from bot.channels.telegram_http import AiohttpRequest
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.messages import (
@@ -204,11 +206,14 @@ class TelegramChannel:
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
         try:
             replies = await self._handle(inbound, CAPABILITIES)
-            if update.callback_query is not None:
-                toast = next((r for r in replies if r.toast), None)
-                await _answer_quietly(update, toast.text if toast else "")
-                replies = [r for r in replies if r is not toast]
-            await self._replies.deliver(replies)
+            if update.callback_query is None:
+                await self._replies.deliver(replies)
+                return
+            toast = next((r for r in replies if r.toast), None)
+            await asyncio.gather(
+                _answer_quietly(update, toast.text if toast else ""),
+                self._replies.deliver([r for r in replies if r is not toast]),
+            )
         finally:
             structlog.contextvars.unbind_contextvars("update_id", "channel")
 
@@ -457,6 +462,8 @@ def build_application(token: str, api_base_url: str, *, webhook: bool) -> Applic
         .base_url(f"{api_base_url.rstrip('/')}/bot")
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
         .concurrent_updates(64)
+        .request(AiohttpRequest(connections=64))
+        .get_updates_request(AiohttpRequest(connections=1))
     )
     if webhook:
         builder = builder.updater(None)
