@@ -107,11 +107,18 @@ async def card_in(fake: FakeTelegram, chat_id: int, code: str, containing: str =
 
 
 async def press(fake: FakeTelegram, user: FakeUser, data: str, message_id: int = 0) -> str:
-    """Press a button and wait for Telegram's answer to it; returns the pop-up's text."""
-    answered = len(fake.calls_to("answerCallbackQuery"))
-    await (user.press_data(data, message_id) if message_id else user.press(data))
-    await fake.wait_until(lambda: len(fake.calls_to("answerCallbackQuery")) > answered)
-    return str(fake.calls_to("answerCallbackQuery")[answered].params.get("text", ""))
+    """Press a button and wait for Telegram's answer to that press; returns the pop-up's text."""
+    update = await (user.press_data(data, message_id) if message_id else user.press(data))
+    query_id = str(update["callback_query"]["id"])
+
+    def answer() -> str | None:
+        for call in fake.calls_to("answerCallbackQuery"):
+            if str(call.params.get("callback_query_id")) == query_id:
+                return str(call.params.get("text", ""))
+        return None
+
+    await fake.wait_until(lambda: answer() is not None, what=f"the answer to {data}")
+    return answer() or ""
 
 
 def data_of(card: SentMessage, prefix: str) -> str:
@@ -247,7 +254,7 @@ async def test_claim_locks_then_expires(bot: Runtime, fake: FakeTelegram) -> Non
     card = await card_in(fake, GROUP, code)
     first = fake.user(user_id=505, first_name="An", chat_id=GROUP)
     second = fake.user(user_id=506, first_name="Bảo", chat_id=GROUP)
-    await first.press(data_of(card, "m:cl:"))
+    await press(fake, first, data_of(card, "m:cl:"))
     await fake.wait_until(lambda: card.edited, timeout=8, what="the card edited")
     assert "An" in (card.plain_text or "")
     assert "An" in await press(fake, second, data_of(card, "m:ap:"))
