@@ -379,3 +379,45 @@ async def test_group_migration_is_followed(bot: Runtime, fake: FakeTelegram) -> 
     code = await submit_report(fake.user(user_id=2011), photos=0)
     card = await card_in(fake, -100999, code)
     assert code in (card.plain_text or "")
+
+
+async def test_similar_photo_is_hinted(bot: Runtime, fake: FakeTelegram) -> None:
+    await make_moderator(bot, 515)
+    first = await submit_report(fake.user(user_id=2012), name="Hà Thị Mến", photos=1)
+    second = await submit_report(fake.user(user_id=2013), name="Vi Văn Tâm", photos=1)
+    card = await card_in(fake, GROUP, second)
+    assert first in (card.plain_text or "") and "ảnh tương tự" in (card.plain_text or "")
+
+
+async def test_edit_for_publication_keeps_the_original(bot: Runtime, fake: FakeTelegram) -> None:
+    await make_moderator(bot, 516)
+    code = await submit_report(fake.user(user_id=2014), photos=0)
+    card = await card_in(fake, GROUP, code)
+    moderator = fake.user(user_id=516, chat_id=GROUP)
+    await moderator.press(data_of(card, "m:ed:"))
+    await moderator.wait_for_messages(1)
+    await moderator.send_text("Người dân quân dũng cảm nơi biên giới")
+    await moderator.wait_for_messages(1)
+    await moderator.send_text("Anh Thắng đã dập tắt đám cháy rừng, cứu bản làng.")
+    await moderator.wait_for_messages(1)
+    found = await report(bot, code)
+    assert found.headline == "Người dân quân dũng cảm nơi biên giới"
+    assert found.public_story == "Anh Thắng đã dập tắt đám cháy rừng, cứu bản làng."
+    assert found.story == STORY and found.content_version == 1
+    assert found.status == ReportStatus.SUBMITTED
+
+
+async def test_admin_grants_a_role_in_chat(bot: Runtime, fake: FakeTelegram) -> None:
+    await make_moderator(bot, 517, Role.ADMIN)
+    admin = fake.user(user_id=517)
+    await admin.send_text("/grant telegram:518 moderator")
+    assert "telegram:518" in await last_text(admin)
+    newcomer = fake.user(user_id=518)
+    await newcomer.send_text("/queue")
+    assert "đang chờ" in await last_text(newcomer)
+    citizen = fake.user(user_id=519)
+    await citizen.send_text("/grant telegram:519 admin")
+    assert "quản trị" in await last_text(citizen)
+    async with bot.sessions() as session:
+        actions = (await session.exec(select(AuditEntry.action))).all()
+    assert actions.count("grant") == 1
