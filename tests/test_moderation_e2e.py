@@ -421,3 +421,20 @@ async def test_admin_grants_a_role_in_chat(bot: Runtime, fake: FakeTelegram) -> 
     async with bot.sessions() as session:
         actions = (await session.exec(select(AuditEntry.action))).all()
     assert actions.count("grant") == 1
+
+
+async def test_group_upgraded_to_supergroup_is_followed(bot: Runtime, fake: FakeTelegram) -> None:
+    await make_moderator(bot, 520)
+    await fake.push_update(
+        {
+            "message": {
+                "message_id": 99, "date": 0, "chat": {"id": GROUP, "type": "group"},
+                "from": {"id": 520, "is_bot": False, "first_name": "Mod"},
+                "migrate_to_chat_id": -1007770001,
+            }
+        }
+    )  # fmt: skip
+    await fake.wait_until(lambda: not fake.pending_updates)
+    code = await submit_report(fake.user(user_id=2015), photos=0)
+    card = await card_in(fake, -1007770001, code)
+    assert code in (card.plain_text or "")

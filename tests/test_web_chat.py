@@ -188,3 +188,16 @@ async def test_sandbox_moderator_approves_a_web_report(bot: Runtime) -> None:
     finally:
         await moderator.socket.close()  # type: ignore[union-attr]
         await citizen.close()
+
+
+async def test_embedding_in_the_portal(settings: Settings) -> None:
+    portal = "https://langson.gov.vn"
+    async with running_bot(settings, web_allowed_origins=portal) as runtime:
+        base = base_url(runtime)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/chat") as page:
+                assert f"frame-ancestors 'self' {portal}" in page.headers["Content-Security-Policy"]
+                cookie = page.headers["Set-Cookie"]
+                assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+            async with http.get(f"{base}/chat/embed.js") as script:
+                assert script.status == 200 and "iframe" in await script.text()

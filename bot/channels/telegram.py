@@ -461,7 +461,7 @@ def build_application(token: str, api_base_url: str, *, webhook: bool) -> Applic
         .token(token)
         .base_url(f"{api_base_url.rstrip('/')}/bot")
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
-        .concurrent_updates(64)
+        .concurrent_updates(8)
         .request(AiohttpRequest(connections=64))
         .get_updates_request(AiohttpRequest(connections=1))
     )

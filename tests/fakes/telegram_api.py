@@ -1014,6 +1014,10 @@ class FakeTelegram:
         async with self._updates_changed:
             self._updates_changed.notify_all()
 
+    async def push_update(self, payload: JsonDict) -> JsonDict:
+        """Queue a raw update, for the kinds FakeUser has no helper for (e.g. a migration)."""
+        return await self._push_update(payload)
+
     async def _push_update(self, payload: JsonDict) -> JsonDict:
         self._last_update_id += 1
         update = {"update_id": self._last_update_id, **payload}
