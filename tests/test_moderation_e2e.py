@@ -100,7 +100,7 @@ async def card_in(fake: FakeTelegram, chat_id: int, code: str, containing: str =
         ]  # fmt: skip
         return cards[-1] if cards else None
 
-    await fake.wait_until(lambda: find() is not None, timeout=8, what=f"a card of {code}")
+    await fake.wait_until(lambda: find() is not None, timeout=30, what=f"a card of {code}")
     card = find()
     assert card is not None
     return card
@@ -155,7 +155,7 @@ async def test_full_cycle_card_approve_and_reporter_told(bot: Runtime, fake: Fak
 
     moderator = fake.user(user_id=501, first_name="Cán bộ Bình", chat_id=GROUP)
     await moderator.press(data_of(card, "m:ap:"))
-    await fake.wait_until(lambda: card.edited, timeout=8, what="the card edited")
+    await fake.wait_until(lambda: card.edited, timeout=20, what="the card edited")
     assert "Cán bộ Bình" in (card.plain_text or "")
     assert [b["callback_data"] for b in card.buttons] == [f"m:hi:{card_report_id(card)}:0"]
     told = await last_text(citizen)
@@ -181,7 +181,7 @@ async def test_reject_with_a_typed_reason(bot: Runtime, fake: FakeTelegram) -> N
     [prompt] = await moderator.wait_for_messages(1)
     assert prompt.reply_markup == {"force_reply": True}
     await moderator.send_text("Sự việc <đã được> khen thưởng & biểu dương năm ngoái")
-    await fake.wait_until(lambda: card.edited, timeout=8, what="the card edited")
+    await fake.wait_until(lambda: card.edited, timeout=20, what="the card edited")
     found = await report(bot, code)
     assert found.status == ReportStatus.REJECTED
     assert found.reject_reason == "Sự việc <đã được> khen thưởng & biểu dương năm ngoái"
@@ -201,7 +201,7 @@ async def test_ask_for_more_and_the_answer_returns_to_the_queue(
     await moderator.press(data_of(card, "m:aq:"))
     await moderator.wait_for_messages(1)
     await moderator.send_text("Sự việc xảy ra ngày nào?")
-    question = await citizen.wait_for_messages(1, timeout=8)
+    question = await citizen.wait_for_messages(1, timeout=20)
     assert "Sự việc xảy ra ngày nào?" in (question[0].plain_text or "")
     assert (await report(bot, code)).status == ReportStatus.NEEDS_INFO
 
@@ -241,7 +241,7 @@ async def test_duplicate_by_code_and_duplicate_hints(bot: Runtime, fake: FakeTel
     await moderator.press(data_of(card, "m:du:"))
     await moderator.wait_for_messages(1)
     await moderator.send_text(first.lower())
-    await fake.wait_until(lambda: card.edited, timeout=8, what="the card edited")
+    await fake.wait_until(lambda: card.edited, timeout=20, what="the card edited")
     found = await report(bot, second)
     assert found.status == ReportStatus.DUPLICATE
     assert found.duplicate_of_id == (await report(bot, first)).id
@@ -255,7 +255,7 @@ async def test_claim_locks_then_expires(bot: Runtime, fake: FakeTelegram) -> Non
     first = fake.user(user_id=505, first_name="An", chat_id=GROUP)
     second = fake.user(user_id=506, first_name="Bảo", chat_id=GROUP)
     await press(fake, first, data_of(card, "m:cl:"))
-    await fake.wait_until(lambda: card.edited, timeout=8, what="the card edited")
+    await fake.wait_until(lambda: card.edited, timeout=20, what="the card edited")
     assert "An" in (card.plain_text or "")
     assert "An" in await press(fake, second, data_of(card, "m:ap:"))
     assert (await report(bot, code)).status == ReportStatus.CLAIMED
@@ -284,12 +284,12 @@ async def test_quorum_of_two_and_no_self_moderation(settings: Settings, fake: Fa
 
         first = fake.user(user_id=507, chat_id=GROUP)
         assert "1/2" in await press(fake, first, approve)
-        await fake.wait_until(lambda: "1/2" in (card.plain_text or ""), timeout=8)
+        await fake.wait_until(lambda: "1/2" in (card.plain_text or ""), timeout=20)
         twice = await press(fake, first, approve)  # the same moderator twice counts once
         assert "đã duyệt" in twice
         assert (await report(runtime, code)).status == ReportStatus.SUBMITTED
         await press(fake, fake.user(user_id=508, chat_id=GROUP), approve)
-        await fake.wait_until(lambda: "m:hi:" in str(card.buttons), timeout=8)
+        await fake.wait_until(lambda: "m:hi:" in str(card.buttons), timeout=20)
         assert (await report(runtime, code)).status == ReportStatus.APPROVED
         actions = await audit_actions(runtime, (await report(runtime, code)).id)
         assert actions == ["approve (1/2)", "approve (2/2)"]

@@ -847,7 +847,7 @@ class FakeTelegram:
     async def wait_until(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 5.0,
+        timeout: float = 15.0,
         what: str = "the condition",
     ) -> None:
         """Wait until ``predicate()`` is true; AssertionError after ``timeout`` seconds."""
@@ -1468,7 +1468,7 @@ class FakeUser:
     async def wait_for_messages(
         self,
         count: int = 1,
-        timeout: float = 5.0,
+        timeout: float = 15.0,
     ) -> list[SentMessage]:
         """The next ``count`` messages the bot sends to this chat since the previous call."""
         wanted = self._seen + count
