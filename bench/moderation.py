@@ -6,6 +6,11 @@ Run from the repository root (it prints figures and asserts nothing about time):
     python bench/moderation.py --quick              # 50,000 reports: a smoke run
     python bench/moderation.py --reports 200000 --backend sqlite
     python bench/moderation.py --postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    python bench/moderation.py --quick --explain   # and the plan of every query measured
+    python bench/moderation.py --quick --keep      # keep both databases, to explore them
+
+The default run takes about RUNTIME on a 2-core machine and needs about MEMORY of memory
+(the generated history is held in memory); `--quick` takes a minute and a half.
 
 For each backend the script fills a fresh database with a realistic history, then times
 `models.queue.queue_page` and `models.queue.duplicate_hints`, each call in a fresh session:
@@ -24,11 +29,12 @@ so that namesakes in one commune are common; 1.5 photos per report on average, e
 media file with a random 64-bit perceptual hash, some of them near-copies (1 to 3 bits
 apart) of an earlier report's photo, as when a nominee is reported twice; 200,000 reporters.
 The data is generated once, in memory, and bulk-loaded into each database (executemany in
-big transactions on SQLite, COPY on PostgreSQL), with the secondary indexes dropped during
-the load and re-created afterwards from the migrated schema's own definitions.
+big transactions on SQLite, COPY on PostgreSQL), with the secondary indexes (and, on
+PostgreSQL, the foreign keys) dropped during the load and re-created afterwards from the
+migrated schema's own definitions.
 
-Timed calls (`--repeat` of each, after 3 untimed warm-up calls; a case stops early after
-`--budget` seconds, and says so in its count):
+Timed calls (`--repeat` of each, after 3 untimed warm-up calls, or 1 when a call is slow;
+a case stops early after `--budget` seconds, and says so in its count):
 
 - `queue_page(session, page, size=5, where)` as a fresh session's first statement, so the
   time includes taking a pooled connection and BEGIN: page 0, page 200 (offset 1000), page 0
@@ -51,6 +57,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -67,7 +74,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from sqlalchemy import Table, func, literal, true  # noqa: E402
+from sqlalchemy import Table, event, func, literal, true  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
@@ -734,9 +741,14 @@ def _with_json(row: tuple[Any, ...], columns: Sequence[int]) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------- measuring
 
 
+Call = Callable[[AsyncSession, int], Awaitable[Callable[[], Awaitable[object]]]]
+"""Prepares one call in the session it is given (untimed) and returns what to time."""
+
+
 @dataclass(slots=True)
 class Case:
     name: str
+    call: Call
     times: list[float]
     stopped_early: bool = False
     note: str = ""
@@ -753,12 +765,12 @@ class Case:
 async def measure(
     name: str,
     sessions: Callable[[], AsyncSession],
-    call: Callable[[AsyncSession, int], Awaitable[Callable[[], Awaitable[object]]]],
+    call: Call,
     repeat: int,
     budget: float,
 ) -> Case:
     """Time `repeat` calls, each in a fresh session; `call` prepares (untimed) what to time."""
-    case = Case(name, [])
+    case = Case(name, call, [])
     for k in range(WARMUP):
         started = time.perf_counter()
         async with sessions() as session:
@@ -879,6 +891,48 @@ async def run_cases(
     return cases, tally, open_counts
 
 
+async def explain(engine: AsyncEngine, cases: Sequence[Case]) -> None:
+    """The plan of every SELECT one call of each case sends (EXPLAIN ANALYZE on PostgreSQL)."""
+    sessions = session_factory(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
+    statements: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:  # conn, cursor, statement, parameters, context, many
+        statement, parameters = args[2], args[3]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    for case in cases:
+        if case.name.startswith("SELECT 1"):
+            continue
+        statements.clear()
+        async with sessions() as session:
+            timed = await case.call(session, 0)
+            event.listen(engine.sync_engine, "before_cursor_execute", record)
+            try:
+                await timed()
+            finally:
+                event.remove(engine.sync_engine, "before_cursor_execute", record)
+        print(f"\n  -- {case.name}")
+        seen: set[str] = set()
+        async with engine.connect() as conn:
+            for statement, parameters in statements:
+                if statement in seen:
+                    continue
+                seen.add(statement)
+                print(f"  {_short_sql(statement)}")
+                plan = await conn.exec_driver_sql(prefix + statement, parameters)
+                for row in plan.all():
+                    print(f"      {row[3] if sqlite else row[0]}")
+
+
+def _short_sql(statement: str) -> str:
+    """The statement on one line, without the long column list of its first SELECT."""
+    flat = " ".join(statement.split())
+    return re.sub(r"^SELECT .*? FROM ", "SELECT ... FROM ", flat, count=1)
+
+
 def print_cases(cases: Sequence[Case], tally: HintTally) -> None:
     print(f"  {'case':<34} {'n':>5} {'mean':>8} {'p50':>8} {'p99':>8} {'max':>8}   (ms)")
     for case in cases:
@@ -920,9 +974,11 @@ async def bench_sqlite(data: Dataset, args: argparse.Namespace, workdir: Path) -
     engine = make_engine(url)
     try:
         cases, tally, _ = await run_cases(engine, data, args)
+        print_cases(cases, tally)
+        if args.explain:
+            await explain(engine, cases)
     finally:
         await engine.dispose()
-    print_cases(cases, tally)
 
 
 async def bench_postgres(data: Dataset, args: argparse.Namespace) -> None:
@@ -949,9 +1005,11 @@ async def bench_postgres(data: Dataset, args: argparse.Namespace) -> None:
                 _print_load(migrated, times, int(size))
                 await engine.dispose()  # measure on connections that did not load
                 cases, tally, _ = await run_cases(engine, data, args)
+                print_cases(cases, tally)
+                if args.explain:
+                    await explain(engine, cases)
             finally:
                 await engine.dispose()
-            print_cases(cases, tally)
         finally:
             if args.keep:
                 print(f"  kept: {url}")
@@ -1016,6 +1074,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--budget", type=float, default=30.0, help="seconds a case may run before stopping (30)"
     )
     parser.add_argument("--seed", type=int, default=20, help="random seed (default 20)")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the plan of each case's queries"
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases, to EXPLAIN queries afterwards"
     )
