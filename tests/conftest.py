@@ -19,7 +19,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
 
+import models.tables  # noqa: F401  (registers every table on the metadata)
 from bot import db
 from bot.app import build_services
 from bot.settings import Settings
@@ -29,10 +31,7 @@ from handlers.router import SessionFactory
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-TABLES = (
-    "web_message", "outbox_message", "report_photo", "platform_file", "report", "media_file",
-    "conversation", "role_grant", "person",
-)  # fmt: skip
+TABLES = [table.name for table in SQLModel.metadata.sorted_tables]
 
 
 def _in_ci() -> bool:
