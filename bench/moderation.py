@@ -9,7 +9,7 @@ Run from the repository root (it prints figures and asserts nothing about time):
     python bench/moderation.py --quick --explain   # and the plan of every query measured
     python bench/moderation.py --quick --keep      # keep both databases, to explore them
 
-The default run takes about RUNTIME on a 2-core machine and needs about MEMORY of memory
+The default run takes 8 to 9 minutes on a 2-core machine and about 2.2 GB of memory
 (the generated history is held in memory); `--quick` takes a minute and a half.
 
 For each backend the script fills a fresh database with a realistic history, then times
@@ -64,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -309,7 +309,7 @@ MEDIA_COLUMNS = (
 PHOTO_COLUMNS = ("id", "report_id", "position", "sha256")
 
 
-def _weighted(weights: dict[Any, float]) -> tuple[list[Any], list[float]]:
+def _weighted(weights: Mapping[Any, float]) -> tuple[list[Any], list[float]]:
     keys = list(weights)
     cumulative: list[float] = []
     total = 0.0
@@ -608,7 +608,7 @@ async def _secondary_indexes(conn: AsyncConnection) -> list[tuple[str, str]]:
             "WHERE c.conindid = (quote_ident(i.schemaname) || '.' || quote_ident(i.indexname))"
             "::regclass) ORDER BY i.indexname"
         )
-    rows = (await conn.exec_driver_sql(query)).all()
+    rows = [tuple(row) for row in (await conn.exec_driver_sql(query)).all()]
     return [(str(name), str(sql)) for name, sql in rows]
 
 
@@ -620,7 +620,7 @@ async def _foreign_keys(conn: AsyncConnection) -> list[tuple[str, str, str]]:
         "AND conrelid::regclass::text IN ('person', 'report', 'media_file', 'report_photo') "
         "ORDER BY 1, 2"
     )
-    rows = (await conn.exec_driver_sql(query)).all()
+    rows = [tuple(row) for row in (await conn.exec_driver_sql(query)).all()]
     return [(str(table), str(name), str(definition)) for table, name, definition in rows]
 
 
@@ -924,7 +924,8 @@ async def explain(engine: AsyncEngine, cases: Sequence[Case]) -> None:
                 print(f"  {_short_sql(statement)}")
                 plan = await conn.exec_driver_sql(prefix + statement, parameters)
                 for row in plan.all():
-                    print(f"      {row[3] if sqlite else row[0]}")
+                    values = tuple(row)
+                    print(f"      {values[3] if sqlite else values[0]}")
 
 
 def _short_sql(statement: str) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import db
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel, build_application
-from bot.channels.web import WebChatChannel, load_or_create_secret
+from bot.channels.web import SANDBOX_GRANTOR, WebChatChannel, load_or_create_secret
 from bot.i18n import load_translations
 from bot.media import ImageStore
 from bot.server import build_web_app
@@ -34,7 +34,7 @@ from handlers.messages import Outbound
 from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
-from models.people import grant_role
+from models.people import grant_role, revoke_grants_by
 from models.runtime_settings import set_value
 from models.tables import Role
 from scheduler.outbox import DeliveryFailed, dispatch_outbox
@@ -135,6 +135,7 @@ class Runtime:
         """Migrate, bootstrap admins, then open the web server, the channels, the scheduler."""
         await db.upgrade(self.settings.database_url)
         await bootstrap_admins(self.sessions, self.settings.admin_ids)
+        await self._settle_sandbox_roles()
         self._web_runner = web.AppRunner(build_web_app(self.routes, self.health))
         await self._web_runner.setup()
         await web.TCPSite(
@@ -144,6 +145,18 @@ class Runtime:
             await channel.start()
         self._scheduler = build_scheduler(self.settings.timezone, self.jobs())
         self._scheduler.start()
+
+    async def _settle_sandbox_roles(self) -> None:
+        """Sandbox personas' roles never outlive the sandbox; a sandbox beside a platform warns."""
+        web_chat = self.channels.get("web")
+        sandbox = isinstance(web_chat, WebChatChannel) and web_chat.sandbox
+        if sandbox and len(self.channels) > 1:
+            log.warning("sandbox.with_platform", hint="anyone reaching /chat can moderate")
+        if not sandbox:
+            async with self.sessions() as session, session.begin():
+                revoked = await revoke_grants_by(session, SANDBOX_GRANTOR)
+            if revoked:
+                log.info("sandbox.roles_revoked", count=revoked)
 
     async def stop(self) -> None:
         if self._scheduler is not None and self._scheduler.running:

@@ -29,7 +29,7 @@ def _done_button(ctx: FlowContext, report_id: int) -> list[list[Button]]:
 
 async def on_button(ctx: FlowContext, payload: str) -> None:
     _, action, report_id_text = ([*payload.split(":"), "", "", ""])[:3]
-    if not report_id_text.isdigit():
+    if not (report_id_text.isascii() and report_id_text.isdecimal() and len(report_id_text) < 12):
         ctx.say(ctx._("That button is from an earlier message and no longer works."))
         return
     report_id = int(report_id_text)

@@ -77,9 +77,15 @@ async def moderation_targets(session: AsyncSession, services: Services) -> list[
 
 
 def card_buttons(_: Translator, report: Report) -> list[list[Button]]:
-    if ReportStatus(report.status) in FINAL or report.status == ReportStatus.NEEDS_INFO:
-        return [[Button(_("📜 History"), f"m:hi:{report.id}:{report.content_version}")]]
     key = f"{report.id}:{report.content_version}"
+    history = Button(_("📜 History"), f"m:hi:{key}")
+    if ReportStatus(report.status) in FINAL:
+        return [[history]]
+    if report.status == ReportStatus.NEEDS_INFO:
+        return [
+            [Button(_("❌ Reject"), f"m:rj:{key}"), Button(_("🔁 Duplicate"), f"m:du:{key}")],
+            [history],
+        ]
     return [
         [Button(_("✅ Approve"), f"m:ap:{key}"), Button(_("❌ Reject"), f"m:rj:{key}")],
         [Button(_("❓ Ask for more"), f"m:aq:{key}"), Button(_("🔁 Duplicate"), f"m:du:{key}")],
@@ -94,7 +100,7 @@ async def render_card(
     assert report.id is not None
     lines = [_headline(services, report, _, now)]
     lines += _nominee_lines(services, report, _)
-    lines += await _people_lines(session, report, _, now, services.config.approvals_required)
+    lines += await _people_lines(session, services, report, _, now)
     lines += await _notes_lines(session, report, _)
     lines += await _duplicate_lines(session, services, report, _)
     lines += ["", _("<b>Story</b>"), esc(clip(report.story, CARD_STORY_CHARS))]
@@ -151,8 +157,10 @@ def _nominee_lines(services: Services, report: Report, _: Translator) -> list[st
 
 
 async def _people_lines(
-    session: AsyncSession, report: Report, _: Translator, now: datetime, required: int
+    session: AsyncSession, services: Services, report: Report, _: Translator, now: datetime
 ) -> list[str]:
+    required = services.config.approvals_required
+    tz = services.config.timezone
     lines = []
     if report.anonymous:
         lines.append(_("Reporter: anonymous"))
@@ -168,7 +176,9 @@ async def _people_lines(
         lines.append(fmt(_("Officer's report for: {unit}"), unit=report.officer_unit or ""))
     if claim_active(report, now):
         claimer = await session.get(Person, report.claimed_by_id)
-        until = report.claimed_until.strftime("%H:%M UTC") if report.claimed_until else ""
+        until = (
+            report.claimed_until.astimezone(tz).strftime("%H:%M") if report.claimed_until else ""
+        )
         lines.append(fmt(_("🔒 Claimed by {name} until {until}"), name=_name(claimer), until=until))
     if required > 1 and report.status in (ReportStatus.SUBMITTED, ReportStatus.CLAIMED):
         approvals = len(
@@ -185,7 +195,7 @@ async def _people_lines(
             fmt(
                 _("Decided by {name} at {time}"),
                 name=_name(decider),
-                time=report.decided_at.strftime("%d/%m/%Y %H:%M UTC"),
+                time=report.decided_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
             )
         )
     if report.reject_reason:

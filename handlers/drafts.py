@@ -24,6 +24,7 @@ async def expire_drafts(services: Services, sessions: SessionFactory, now: datet
     expired = 0
     async with sessions() as session, session.begin():
         for state in await stale_conversations(session, FLOW, now - ttl):
+            session.expunge(state)  # changed below: only the compare-and-set may write it
             person = await session.get(Person, state.person_id)
             assert person is not None
             nominee = state.data.get("name", "")

@@ -58,7 +58,12 @@ PROMPTS = {
         "the reporter's text, replying to this message:"
     ),
 }
-MAX_PROMPT_TEXT = 2000
+PROMPT_LIMITS = {"reject": 1000, "ask": 1000, "duplicate": 40, "headline": 200, "story": 3000}
+"""Longest text each prompt accepts (the columns' sizes, with room to spare)."""
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdecimal() and len(text) < 12
 
 
 def _actor(ctx: FlowContext) -> Actor:
@@ -75,7 +80,7 @@ def _rules(ctx: FlowContext) -> Rules:
 
 async def on_button(ctx: FlowContext, payload: str) -> None:
     parts = payload.split(":")
-    if len(parts) < 4 or not parts[2].isdigit() or not parts[3].isdigit():
+    if len(parts) < 4 or not _is_number(parts[2]) or not _is_number(parts[3]):
         ctx.say(ctx._("That button is from an earlier message and no longer works."), toast=True)
         return
     code, report_id, version, extra = parts[1], int(parts[2]), int(parts[3]), parts[4:]
@@ -138,7 +143,7 @@ async def _reject_menu(ctx: FlowContext, report_id: int, version: int, _extra: l
 
 
 async def _reject_preset(ctx: FlowContext, report_id: int, version: int, extra: list[str]) -> None:
-    index = int(extra[0]) if extra and extra[0].isdigit() else -1
+    index = int(extra[0]) if extra and _is_number(extra[0]) else -1
     if not 0 <= index < len(REJECT_PRESETS):
         await _reject_menu(ctx, report_id, version, [])
         return
@@ -200,9 +205,20 @@ async def _open(ctx: FlowContext, report_id: int, _version: int, _extra: list[st
 async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
     """The moderator's text after a prompt: a reason, a question, a code or publication text."""
     text = " ".join(ctx.inbound.text.split()) if pending.action != "story" else ctx.inbound.text
-    text = text.strip()[:MAX_PROMPT_TEXT]
+    text = text.strip()
     if not text:
         ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+        return
+    limit = PROMPT_LIMITS.get(pending.action, 1000)
+    if len(text) > limit:
+        ctx.say(
+            fmt(
+                ctx._("That is too long: at most {max} characters, please (yours has {count})."),
+                max=limit,
+                count=len(text),
+            ),
+            force_reply=True,
+        )
         return
     assert ctx.person.id is not None
     await clear_input(ctx.session, ctx.person.id, ctx.inbound.chat_id)
@@ -267,6 +283,15 @@ async def _mark_duplicate(ctx: FlowContext, report_id: int, version: int, code: 
     original = await report_by_code(ctx.session, code)
     if original is None or original.id == report_id:
         ctx.say(fmt(ctx._("There is no other report with the code {code}."), code=clip(code, 40)))
+        return
+    if original.status in (ReportStatus.DUPLICATE, ReportStatus.REJECTED, ReportStatus.WITHDRAWN):
+        ctx.say(
+            fmt(
+                ctx._("{code} cannot be the original: it is itself {status}."),
+                code=original.code,
+                status=ctx._(STATUS_LABELS[ReportStatus(original.status)]),
+            )
+        )
         return
     outcome = await _apply(
         ctx,
@@ -457,7 +482,10 @@ async def _say_history(ctx: FlowContext, report: Report) -> None:
         fmt(_("{time} · submitted"), time=_local(ctx, report.created_at)),
     ]
     for entry, actor in await history(ctx.session, report.id):
-        who = (actor.display_name or f"{actor.channel}:{actor.external_id}") if actor else "—"
+        if actor is not None and actor.id == report.reporter_id:
+            who = _("the reporter")  # never named here, even when the report is not anonymous
+        else:
+            who = (actor.display_name or f"{actor.channel}:{actor.external_id}") if actor else "—"
         change = f" {entry.from_status} → {entry.to_status}" if entry.to_status else ""
         detail = f" · {clip(entry.detail, 200)}" if entry.detail else ""
         lines.append(

@@ -107,7 +107,10 @@ CONSENT_TEXT = N_(
 async def start(ctx: FlowContext) -> None:
     """Begin a report, or offer to continue the unfinished one."""
     state = ctx.conversation
-    if state.flow == FLOW and state.step not in (Step.KIND, Step.RESUME):
+    if state.flow == FLOW and state.step == Step.RESUME:
+        await _prompt(ctx, Step.RESUME)
+        return
+    if state.flow == FLOW and state.step != Step.KIND:
         state.data["resume_step"] = state.step
         state.step = Step.RESUME
         _ = ctx._
@@ -136,7 +139,11 @@ async def on_button(ctx: FlowContext, payload: str) -> None:
         if state.flow == FLOW:
             await _prompt(ctx, Step(state.step))
         return
-    await _CHOICE_HANDLERS[Step(step)](ctx, value)
+    handler = _CHOICE_HANDLERS.get(Step(step))
+    if handler is None:
+        await _prompt(ctx, Step(state.step))
+        return
+    await handler(ctx, value)
 
 
 async def on_input(ctx: FlowContext) -> None:
@@ -320,7 +327,9 @@ async def _choose_group(ctx: FlowContext, value: str) -> None:
 
 
 async def _choose_commune(ctx: FlowContext, value: str) -> None:
-    commune = ctx.services.communes.get(int(value)) if value.isdigit() else None
+    commune = (
+        ctx.services.communes.get(int(value)) if value.isascii() and value.isdecimal() else None
+    )
     if commune is None:
         await _prompt(ctx, Step.COMMUNE)
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
 from handlers.ports import MediaProblem, StoredImage
 from handlers.uploads import receive_image
 from models.conversations import ConcurrentUpdate, save_conversation
+from models.pending import clear_input
 from models.state import load_sender
 
 SessionFactory = Callable[[], AsyncSession]
@@ -65,7 +66,7 @@ async def handle_inbound(
         return []
     async with services.locks.hold(f"{inbound.channel}:{inbound.user_id}"):
         upload = None
-        if inbound.attachment is not None and verdict is Verdict.ALLOW:
+        if inbound.attachment is not None and verdict is Verdict.ALLOW and not inbound.in_group:
             upload = await receive_image(services.media, inbound.attachment)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -124,8 +125,14 @@ async def _handle_once(
     return ctx.replies
 
 
+PENDING_INPUT_TTL = timedelta(minutes=30)
+
+
 async def route(ctx: FlowContext) -> None:
     inbound = ctx.inbound
+    if await _drop_abandoned_prompt(ctx) and inbound.command == "cancel":
+        ctx.say(ctx._("Cancelled. Nothing was sent."))
+        return
     if inbound.kind is InboundKind.COMMAND:
         if not inbound.in_group or inbound.command in GROUP_COMMANDS:
             await _route_command(ctx)
@@ -141,6 +148,24 @@ async def route(ctx: FlowContext) -> None:
         )
     else:
         await basics.idle_hint(ctx)
+
+
+async def _drop_abandoned_prompt(ctx: FlowContext) -> bool:
+    """A prompt is abandoned by any command, by pressing another kind of button, or by age."""
+    pending = ctx.pending
+    if pending is None:
+        return False
+    inbound = ctx.inbound
+    other_button = inbound.kind is InboundKind.BUTTON and not inbound.payload.startswith(
+        ("m:", "a:")
+    )
+    expired = ctx.now - pending.created_at > PENDING_INPUT_TTL
+    if inbound.kind is InboundKind.COMMAND or other_button or expired:
+        assert ctx.person.id is not None
+        await clear_input(ctx.session, ctx.person.id, inbound.chat_id)
+        ctx.pending = None
+        return True
+    return False
 
 
 async def _route_pending(ctx: FlowContext) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.concurrency import ConcurrentUpdate
@@ -43,9 +43,9 @@ class Action(StrEnum):
 FROM_STATES: dict[Action, frozenset[ReportStatus]] = {
     Action.CLAIM: OPEN,
     Action.APPROVE: OPEN,
-    Action.REJECT: OPEN,
+    Action.REJECT: OPEN | {S.NEEDS_INFO},
     Action.ASK: OPEN,
-    Action.DUPLICATE: OPEN,
+    Action.DUPLICATE: OPEN | {S.NEEDS_INFO},
     Action.EDIT: OPEN | {S.APPROVED},
     Action.ANSWER: frozenset({S.NEEDS_INFO}),
     Action.PUBLISH: frozenset({S.APPROVED}),
@@ -229,8 +229,10 @@ async def _values_for(
     if action is Action.ASK:
         return {"status": S.NEEDS_INFO, "claimed_by_id": None, "claimed_until": None}, 0
     if action is Action.ANSWER:
+        await _forget_approvals(session, report)
         return {"status": S.SUBMITTED, "content_version": report.content_version + 1}, 0
     if action is Action.EDIT:
+        await _forget_approvals(session, report)
         return {**(changes or {}), "content_version": report.content_version + 1}, 0
     if action is Action.PUBLISH:
         return {"status": S.PUBLISHED}, 0
@@ -245,6 +247,11 @@ async def _record_approval(session: AsyncSession, report: Report, actor: Actor) 
     except IntegrityError:
         return None
     return await _approval_count(session, report)
+
+
+async def _forget_approvals(session: AsyncSession, report: Report) -> None:
+    """New content must be approved afresh: earlier approvals saw something else."""
+    await session.exec(delete(ReportApproval).where(col(ReportApproval.report_id) == report.id))
 
 
 async def _approval_count(session: AsyncSession, report: Report) -> int:

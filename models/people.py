@@ -56,6 +56,12 @@ async def grant_role(
     return True
 
 
+async def revoke_grants_by(session: AsyncSession, granted_by: str) -> int:
+    """Revoke every role granted by `granted_by` (e.g. the sandbox's personas)."""
+    result = await session.exec(delete(RoleGrant).where(col(RoleGrant.granted_by) == granted_by))
+    return int(result.rowcount)
+
+
 async def revoke_role(session: AsyncSession, channel: str, external_id: str, role: Role) -> bool:
     """Revoke `role`; returns False when the person did not have it."""
     person = await find_person(session, channel, external_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import or_, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,14 +26,34 @@ class QueueFilter:
 async def queue_page(
     session: AsyncSession, page: int, size: int, where: QueueFilter
 ) -> tuple[list[Report], bool]:
-    """Pending reports, oldest first: one page, and whether another page follows."""
-    query = select(Report).where(col(Report.status).in_(list(OPEN)))
-    if where.commune_code is not None:
-        query = query.where(Report.commune_code == where.commune_code)
-    if where.group is not None:
-        query = query.where(Report.nominee_group == where.group)
-    query = query.order_by(col(Report.created_at), col(Report.id)).offset(page * size)
-    rows = list((await session.exec(query.limit(size + 1))).all())
+    """Pending reports, oldest first: one page, and whether another page follows.
+
+    Each open status is read in the order of ix_report_queue (status, created_at), only as
+    far as this page needs, and the reads are merged: `status IN (...) ORDER BY created_at`
+    can be read in order from no index, and sorted every open report for every page.
+    """
+    wanted = (page + 1) * size + 1
+    arms = []
+    for status in sorted(OPEN):
+        arm = select(col(Report.id), col(Report.created_at)).where(Report.status == status)
+        if where.commune_code is not None:
+            arm = arm.where(Report.commune_code == where.commune_code)
+        if where.group is not None:
+            arm = arm.where(Report.nominee_group == where.group)
+        arms.append(arm.order_by(col(Report.created_at), col(Report.id)).limit(wanted).subquery())
+    merged = union_all(*(select(arm.c.id, arm.c.created_at) for arm in arms)).subquery()
+    on_page = (
+        select(merged.c.id)
+        .order_by(merged.c.created_at, merged.c.id)
+        .offset(page * size)
+        .limit(size + 1)
+    )
+    query = (
+        select(Report)
+        .where(col(Report.id).in_(on_page))
+        .order_by(col(Report.created_at), col(Report.id))
+    )
+    rows = list((await session.exec(query)).all())
     return rows[:size], len(rows) > size
 
 
@@ -76,19 +96,24 @@ async def _same_nominee(
 async def _similar_photos(
     session: AsyncSession, report: Report, since: datetime, limit: int
 ) -> dict[int | None, Report]:
+    """Reports with a photo within PHASH_MAX_DISTANCE bits of one of this report's photos.
+
+    Candidates share a 16-bit quarter of the hash (an index lookup); only their hashes are
+    read, and only the reports that really match are loaded.
+    """
     own = (
-        select(MediaFile)
+        select(MediaFile.phash)
         .join(ReportPhoto, col(ReportPhoto.sha256) == col(MediaFile.sha256))
         .where(ReportPhoto.report_id == report.id, col(MediaFile.phash).is_not(None))
     )
-    found: dict[int | None, Report] = {}
-    for media in (await session.exec(own)).all():
-        assert media.phash is not None
-        quarters = phash_quarters(media.phash)
+    matches: set[int] = set()
+    for phash in (await session.exec(own)).all():
+        assert phash is not None
+        quarters = phash_quarters(phash)
         candidates = (
-            select(Report, MediaFile)
-            .join(ReportPhoto, col(ReportPhoto.report_id) == col(Report.id))
+            select(ReportPhoto.report_id, MediaFile.phash)
             .join(MediaFile, col(MediaFile.sha256) == col(ReportPhoto.sha256))
+            .join(Report, col(Report.id) == col(ReportPhoto.report_id))
             .where(
                 or_(
                     col(MediaFile.phash_q0) == quarters[0],
@@ -97,15 +122,18 @@ async def _similar_photos(
                     col(MediaFile.phash_q3) == quarters[3],
                 )
             )
-            .where(Report.id != report.id, col(Report.created_at) >= since)
-            .limit(200)
+            .where(col(ReportPhoto.report_id) != report.id, col(Report.created_at) >= since)
+            .limit(500)
         )
-        for other, other_media in (await session.exec(candidates)).all():
-            if other_media.phash and hamming(other_media.phash, media.phash) <= PHASH_MAX_DISTANCE:
-                found[other.id] = other
-        if len(found) >= limit:
+        for report_id, other in (await session.exec(candidates)).all():
+            if other and hamming(other, phash) <= PHASH_MAX_DISTANCE:
+                matches.add(report_id)
+        if len(matches) >= limit:
             break
-    return found
+    if not matches:
+        return {}
+    found = await session.exec(select(Report).where(col(Report.id).in_(sorted(matches)[:limit])))
+    return {other.id: other for other in found.all()}
 
 
 async def notes_of(session: AsyncSession, report_id: int) -> list[ReportNote]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, col
@@ -192,6 +192,13 @@ Index(
     col(Report.created_at),
 )
 Index("ix_report_queue", col(Report.status), col(Report.created_at))
+Index(
+    "ix_report_open",
+    col(Report.created_at),
+    col(Report.id),
+    postgresql_where=text("status IN ('submitted', 'claimed')"),
+    sqlite_where=text("status IN ('submitted', 'claimed')"),
+)
 
 
 class ReportApproval(SQLModel, table=True):
@@ -276,7 +283,7 @@ class ReportPhoto(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     report_id: int = Field(foreign_key="report.id", index=True)
     position: int
-    sha256: str = Field(foreign_key="media_file.sha256", max_length=64)
+    sha256: str = Field(foreign_key="media_file.sha256", max_length=64, index=True)
 
 
 class PlatformFile(SQLModel, table=True):

@@ -13,6 +13,9 @@ from models.outbox import due_messages, mark_failed, mark_sent
 
 log = structlog.get_logger(__name__)
 
+UNEXPECTED_RETRY = 60.0
+"""Seconds before retrying a message whose send failed in an unforeseen way (logged)."""
+
 
 class DeliveryFailed(Exception):
     """A send did not go through. `retry_in` seconds to try again, or None to give up."""
@@ -40,14 +43,17 @@ async def dispatch_outbox(
         assert message.id is not None
         try:
             platform_id = await send(message.channel, message.chat_id, message.payload)
-        except DeliveryFailed as failure:
+        except Exception as error:
+            expected = isinstance(error, DeliveryFailed)
+            retry_in = error.retry_in if isinstance(error, DeliveryFailed) else UNEXPECTED_RETRY
             async with sessions() as session, session.begin():
-                await mark_failed(session, message, str(failure), clock(), failure.retry_in)
+                await mark_failed(session, message, repr(error), clock(), retry_in)
             log.warning(
                 "outbox.failed",
                 outbox_id=message.id,
-                reason=str(failure),
-                retry_in=failure.retry_in,
+                reason=repr(error),
+                retry_in=retry_in,
+                exc_info=not expected,
             )
             continue
         async with sessions() as session, session.begin():

@@ -438,3 +438,58 @@ async def test_group_upgraded_to_supergroup_is_followed(bot: Runtime, fake: Fake
     code = await submit_report(fake.user(user_id=2015), photos=0)
     card = await card_in(fake, -1007770001, code)
     assert code in (card.plain_text or "")
+
+
+async def test_history_never_names_the_reporter(bot: Runtime, fake: FakeTelegram) -> None:
+    await make_moderator(bot, 521)
+    citizen = fake.user(user_id=2016, first_name="Tên Thật Của Người Báo Cáo")
+    code = await submit_report(citizen, photos=0)
+    card = await card_in(fake, GROUP, code)
+    moderator = fake.user(user_id=521, chat_id=GROUP)
+    await moderator.press(data_of(card, "m:aq:"))
+    await moderator.wait_for_messages(1)
+    await moderator.send_text("Ai đã chứng kiến?")
+    await moderator.wait_for_messages(1)
+    await citizen.wait_for_messages(1)
+    await citizen.press(f"a:start:{card_report_id(card)}")
+    await citizen.wait_for_messages(1)
+    await citizen.send_text("Cả bản đều thấy.")
+    await citizen.wait_for_messages(1)
+    await citizen.press(f"a:done:{card_report_id(card)}")
+    await citizen.wait_for_messages(1)
+    await moderator.send_text(f"/history {code}")
+    await fake.wait_until(lambda: "Lịch sử" in (moderator.inbox[-1].plain_text or ""))
+    history = moderator.inbox[-1].plain_text or ""
+    assert "người báo cáo · answer" in history
+    assert "Tên Thật" not in history and "2016" not in history
+
+
+async def test_cancel_abandons_a_prompt_and_needs_info_can_be_rejected(
+    bot: Runtime, fake: FakeTelegram
+) -> None:
+    await make_moderator(bot, 522)
+    code = await submit_report(fake.user(user_id=2017), photos=0)
+    card = await card_in(fake, GROUP, code)
+    moderator = fake.user(user_id=522)  # a moderator working in a private chat
+    await moderator.send_text("/queue")
+    await moderator.wait_for_messages(1)
+    await moderator.press_data(f"m:ro:{card_report_id(card)}:0", moderator.inbox[-1].message_id)
+    await moderator.wait_for_messages(1)
+    await moderator.send_text("/cancel")
+    await moderator.wait_for_messages(1)
+    await moderator.send_text("Hoàng Văn Nam")  # not a reason any more
+    await moderator.wait_for_messages(1)
+    assert (await report(bot, code)).status == ReportStatus.SUBMITTED
+
+    await moderator.press_data(f"m:aq:{card_report_id(card)}:0", moderator.inbox[-1].message_id)
+    await moderator.wait_for_messages(1)
+    await moderator.send_text("x" * 1200)
+    assert "1200" in await last_text(moderator)
+    await moderator.send_text("Có ảnh không?")
+    await moderator.wait_for_messages(1)
+    assert (await report(bot, code)).status == ReportStatus.NEEDS_INFO
+    rejected = await press(
+        fake, moderator, f"m:rr:{card_report_id(card)}:0:0", moderator.inbox[-1].message_id
+    )
+    assert code in rejected
+    assert (await report(bot, code)).status == ReportStatus.REJECTED

@@ -382,23 +382,27 @@ class TelegramChannel:
         return message_id
 
     async def _send_photos(self, outbound: Outbound) -> None:
-        media = [
-            InputMediaPhoto(
-                self._media.path_of(photo.sha256).read_bytes(),
-                caption=photo.caption or None,
-                parse_mode=ParseMode.HTML,
-            )
-            for photo in outbound.photos[:10]
-        ]
-        if len(media) == 1:
-            await self.application.bot.send_photo(
-                outbound.chat_id,
-                media[0].media,
-                caption=media[0].caption,
-                parse_mode=ParseMode.HTML,
-            )
-        else:
-            await self.application.bot.send_media_group(outbound.chat_id, media)
+        """An album per ten photos (Telegram's limit); the text with its buttons follows."""
+        photos = outbound.photos
+        for start in range(0, len(photos), 10):
+            chunk = photos[start : start + 10]
+            media = [
+                InputMediaPhoto(
+                    self._media.path_of(photo.sha256).read_bytes(),
+                    caption=photo.caption or None,
+                    parse_mode=ParseMode.HTML,
+                )
+                for photo in chunk
+            ]
+            if len(media) == 1:
+                await self.application.bot.send_photo(
+                    outbound.chat_id,
+                    media[0].media,
+                    caption=media[0].caption,
+                    parse_mode=ParseMode.HTML,
+                )
+            else:
+                await self.application.bot.send_media_group(outbound.chat_id, media)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None

@@ -51,6 +51,8 @@ CAPABILITIES = Capabilities(
     inline_buttons=True, message_edits=True, albums=True, contact_request=False
 )
 COOKIE = "gs_session"
+SANDBOX_GRANTOR = "sandbox"
+"""Roles granted to sandbox personas carry this mark, and are revoked outside the sandbox."""
 COOKIE_MAX_AGE = 365 * 24 * 3600
 PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_TEXT_CHARS = 4096
@@ -171,7 +173,10 @@ class WebChatChannel:
         response = web.FileResponse(PAGE_DIR / "chat.html")
         response.headers.update(self._security_headers())
         if self._signer.verify(request.cookies.get(COOKIE)) is None:
-            if self._ip_guard.check(f"new:{request.remote}", time.monotonic()) is not Verdict.ALLOW:
+            if (
+                self._ip_guard.check(f"new:{_client_ip(request)}", time.monotonic())
+                is not Verdict.ALLOW
+            ):
                 return web.Response(status=429, text="Too many new sessions")
             self._set_cookie(response, secrets.token_urlsafe(18))
         return response  # type: ignore[return-value]
@@ -205,11 +210,19 @@ class WebChatChannel:
     # ---- who is talking ------------------------------------------------------
 
     def _origin_allowed(self, request: web.Request) -> bool:
+        """Same origin (as the browser saw it, behind a TLS proxy too), or an allowed portal.
+
+        Trusting X-Forwarded-* here is safe: it only widens "our own origin", and a page on
+        another site cannot set those headers on a WebSocket or an upload without a CORS
+        preflight this server never grants.
+        """
         origin = request.headers.get(hdrs.ORIGIN, "").rstrip("/")
         if not origin:
             return False
-        own = f"{request.scheme}://{request.host}"
-        return origin == own or origin in self._allowed_origins
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        own = {f"{request.scheme}://{request.host}", f"{scheme}://{host}"}
+        return origin in own or origin in self._allowed_origins
 
     def _persona(self, request: web.Request) -> Persona:
         if not self.sandbox:
@@ -250,7 +263,7 @@ class WebChatChannel:
 
     async def _grant_sandbox_role(self, chat_id: str, role: Role) -> None:
         async with self._sessions() as session, session.begin():
-            await grant_role(session, CHANNEL, chat_id, role, granted_by="sandbox")
+            await grant_role(session, CHANNEL, chat_id, role, granted_by=SANDBOX_GRANTOR)
 
     async def _hello(self, chat_id: str, persona: Persona) -> dict[str, Any]:
         async with self._sessions() as session:
@@ -273,7 +286,10 @@ class WebChatChannel:
     async def _on_frame(
         self, request: web.Request, socket: web.WebSocketResponse, chat_id: str, data: str
     ) -> None:
-        if self._ip_guard.check(f"msg:{request.remote}", time.monotonic()) is not Verdict.ALLOW:
+        if (
+            self._ip_guard.check(f"msg:{_client_ip(request)}", time.monotonic())
+            is not Verdict.ALLOW
+        ):
             await socket.send_json({"type": "throttled"})
             return
         try:
@@ -301,7 +317,10 @@ class WebChatChannel:
         chat_id = self._chat_id(request)
         if chat_id is None:
             return web.json_response({"ok": False}, status=403)
-        if self._ip_guard.check(f"msg:{request.remote}", time.monotonic()) is not Verdict.ALLOW:
+        if (
+            self._ip_guard.check(f"msg:{_client_ip(request)}", time.monotonic())
+            is not Verdict.ALLOW
+        ):
             return web.json_response({"ok": False, "reason": "throttled"}, status=429)
         try:
             reader = await request.multipart()
@@ -402,6 +421,14 @@ def _payload(outbound: Outbound) -> dict[str, Any]:
         ],
         "photos": [f"/chat/media/{photo.sha256}.jpg" for photo in outbound.photos],
     }
+
+
+def _client_ip(request: web.Request) -> str:
+    """The browser's address: behind a proxy on this machine, the one it forwards."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and request.remote in ("127.0.0.1", "::1"):
+        return forwarded.split(",")[0].strip()
+    return request.remote or "?"
 
 
 def _render_stored(message: WebMessage) -> dict[str, Any]:
