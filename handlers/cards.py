@@ -39,6 +39,16 @@ from models.tables import (
 CARD = "card"
 CARD_EDIT = "card-edit"
 CARD_STORY_CHARS = 2000
+STATUS_ICONS = {
+    ReportStatus.SUBMITTED: "🆕",
+    ReportStatus.CLAIMED: "🔒",
+    ReportStatus.NEEDS_INFO: "❓",
+    ReportStatus.APPROVED: "✅",
+    ReportStatus.REJECTED: "❌",
+    ReportStatus.DUPLICATE: "🔁",
+    ReportStatus.PUBLISHED: "📣",
+    ReportStatus.WITHDRAWN: "↩️",
+}
 MIGRATED_CHAT_KEY = "moderation_chat:{channel}"
 
 
@@ -122,7 +132,7 @@ def _headline(services: Services, report: Report, _: Translator, now: datetime) 
     )
     return fmt(
         _("{icon} <b>{code}</b> · {status} · {age}"),
-        icon="⏰" if late else "🆕",
+        icon="⏰" if late else STATUS_ICONS[ReportStatus(report.status)],
         code=report.code,
         status=_(STATUS_LABELS[ReportStatus(report.status)]),
         age=format_age(_, age),
