@@ -12,7 +12,7 @@ from handlers.context import FlowContext
 from handlers.messages import Button, InboundKind
 from handlers.ports import StoredImage
 from handlers.text import clip, fmt
-from models.media import record_media
+from handlers.uploads import remember_upload
 from models.moderation import Action, Actor, Rules, check, transition
 from models.pending import clear_input, expect_input
 from models.queue import photos_of
@@ -90,19 +90,7 @@ async def _attach_photo(ctx: FlowContext, report_id: int, stored: StoredImage) -
     if len(photos) >= MAX_REPORT_PHOTOS:
         ctx.say(ctx._("This report has all the photos it can take."))
         return
-    attachment = ctx.inbound.attachment
-    assert attachment is not None
-    await record_media(
-        ctx.session,
-        sha256=stored.sha256,
-        width=stored.width,
-        height=stored.height,
-        size=stored.size,
-        mime_type=stored.mime_type,
-        phash=stored.phash,
-        channel=ctx.inbound.channel,
-        file_id=attachment.file_id,
-    )
+    await remember_upload(ctx, stored)
     if stored.sha256 not in photos:
         ctx.session.add(
             ReportPhoto(report_id=report_id, position=len(photos), sha256=stored.sha256)

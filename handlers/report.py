@@ -22,9 +22,9 @@ from handlers.labels import AREA_TAG_LABELS, GROUP_LABELS, KIND_LABELS
 from handlers.messages import Button, InboundKind
 from handlers.ports import MediaProblem, StoredImage
 from handlers.text import N_, clip, esc, fmt
+from handlers.uploads import remember_upload
 from models.bans import is_banned
 from models.communes import Commune
-from models.media import record_media
 from models.reports import count_reports_since, create_report
 from models.tables import NomineeGroup, NomineeKind, Report, Role
 
@@ -531,8 +531,6 @@ def _normalise_phone(text: str) -> str | None:
 async def _on_file(ctx: FlowContext, step: Step) -> None:
     """Photos are welcome at any step of a report; they are kept for the photo step."""
     _ = ctx._
-    attachment = ctx.inbound.attachment
-    assert attachment is not None
     photos: list[str] = ctx.conversation.data.setdefault("photos", [])
     if len(photos) >= MAX_PHOTOS:
         ctx.say(
@@ -549,17 +547,7 @@ async def _on_file(ctx: FlowContext, step: Step) -> None:
         if step is Step.PHOTOS:
             await _prompt(ctx, step)
         return
-    await record_media(
-        ctx.session,
-        sha256=stored.sha256,
-        width=stored.width,
-        height=stored.height,
-        size=stored.size,
-        mime_type=stored.mime_type,
-        phash=stored.phash,
-        channel=ctx.inbound.channel,
-        file_id=attachment.file_id,
-    )
+    await remember_upload(ctx, stored)
     if stored.sha256 not in photos:
         photos.append(stored.sha256)
     ack = fmt(_("Photo received ({count}/{max})."), count=len(photos), max=MAX_PHOTOS)

@@ -7,8 +7,10 @@ write lock). The flow then decides whether the stored image is used.
 
 from __future__ import annotations
 
+from handlers.context import FlowContext
 from handlers.messages import Attachment
 from handlers.ports import MediaProblem, MediaRejected, MediaStore, StoredImage
+from models.media import record_media
 
 
 def may_be_image(mime_type: str | None) -> bool:
@@ -30,3 +32,20 @@ async def receive_image(media: MediaStore, attachment: Attachment) -> StoredImag
         return await media.ingest(await attachment.download(media.max_bytes))
     except MediaRejected as rejected:
         return rejected.problem
+
+
+async def remember_upload(ctx: FlowContext, stored: StoredImage) -> None:
+    """Record the image the person sent with this update, and the channel's handle on it."""
+    attachment = ctx.inbound.attachment
+    assert attachment is not None
+    await record_media(
+        ctx.session,
+        sha256=stored.sha256,
+        width=stored.width,
+        height=stored.height,
+        size=stored.size,
+        mime_type=stored.mime_type,
+        phash=stored.phash,
+        channel=ctx.inbound.channel,
+        file_id=attachment.file_id,
+    )
