@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.context import Services, Translator
 from handlers.messages import Button, Outbound
-from handlers.text import fmt
+from handlers.text import N_, fmt
 from models.outbox import enqueue
 from models.tables import Person, Report
 
@@ -46,76 +46,62 @@ async def tell_reporter(
     )
 
 
-def approved(services: Services, report: Report, now: datetime) -> Composer:
-    when = next_publication(services, now).strftime("%H:%M %d/%m/%Y")
+def _message(
+    template: str, *, buttons: list[list[Button]] | None = None, **values: object
+) -> Composer:
+    """A notice whose text is `template` (marked with N_) translated and filled in."""
 
     def compose(_: Translator) -> Outbound:
-        return Outbound(
-            chat_id="",
-            text=fmt(
-                _(
-                    "🎉 Good news! Your report {code} about {name} has been approved by the "
-                    "council. It will be published at {when}. Thank you for sharing this good "
-                    "example!"
-                ),
-                code=report.code,
-                name=report.nominee_name,
-                when=when,
-            ),
-        )
+        labelled = [[Button(_(b.label), b.payload) for b in row] for row in buttons or []]
+        return Outbound(chat_id="", text=fmt(_(template), **values), buttons=labelled)
 
     return compose
+
+
+def approved(services: Services, report: Report, now: datetime) -> Composer:
+    return _message(
+        N_(
+            "🎉 Good news! Your report {code} about {name} has been approved by the "
+            "council. It will be published at {when}. Thank you for sharing this good "
+            "example!"
+        ),
+        code=report.code,
+        name=report.nominee_name,
+        when=next_publication(services, now).strftime("%H:%M %d/%m/%Y"),
+    )
 
 
 def rejected(report: Report, reason: str) -> Composer:
-    def compose(_: Translator) -> Outbound:
-        return Outbound(
-            chat_id="",
-            text=fmt(
-                _(
-                    "Your report {code} about {name} was not approved by the council.\n"
-                    "Reason: {reason}\nThank you all the same for your care."
-                ),
-                code=report.code,
-                name=report.nominee_name,
-                reason=reason,
-            ),
-        )
-
-    return compose
+    return _message(
+        N_(
+            "Your report {code} about {name} was not approved by the council.\n"
+            "Reason: {reason}\nThank you all the same for your care."
+        ),
+        code=report.code,
+        name=report.nominee_name,
+        reason=reason,
+    )
 
 
 def duplicate(report: Report, original: Report) -> Composer:
-    def compose(_: Translator) -> Outbound:
-        return Outbound(
-            chat_id="",
-            text=fmt(
-                _(
-                    "Your report {code} tells of the same good deed as report {original}, which "
-                    "the council is already handling. Thank you!"
-                ),
-                code=report.code,
-                original=original.code,
-            ),
-        )
-
-    return compose
+    return _message(
+        N_(
+            "Your report {code} tells of the same good deed as report {original}, which "
+            "the council is already handling. Thank you!"
+        ),
+        code=report.code,
+        original=original.code,
+    )
 
 
 def question(report: Report, text: str) -> Composer:
-    def compose(_: Translator) -> Outbound:
-        return Outbound(
-            chat_id="",
-            text=fmt(
-                _(
-                    "The council has a question about your report {code} ({name}):\n\n"
-                    "<i>{question}</i>\n\nPress Answer, then write or send photos."
-                ),
-                code=report.code,
-                name=report.nominee_name,
-                question=text,
-            ),
-            buttons=[[Button(_("✍️ Answer"), f"a:start:{report.id}")]],
-        )
-
-    return compose
+    return _message(
+        N_(
+            "The council has a question about your report {code} ({name}):\n\n"
+            "<i>{question}</i>\n\nPress Answer, then write or send photos."
+        ),
+        buttons=[[Button(N_("✍️ Answer"), f"a:start:{report.id}")]],
+        code=report.code,
+        name=report.nominee_name,
+        question=text,
+    )
