@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
@@ -23,9 +25,11 @@ from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel, build_application
 from bot.channels.web import SANDBOX_GRANTOR, WebChatChannel, load_or_create_secret
 from bot.i18n import load_translations
+from bot.leader import Leadership
 from bot.media import ImageStore
 from bot.server import build_web_app
 from bot.settings import Settings
+from handlers.broadcasting import digest_tick, publication_tick, report_progress, start_due
 from handlers.cards import MIGRATED_CHAT_KEY, moderation_chat
 from handlers.context import FlowConfig, Services
 from handlers.drafts import expire_drafts
@@ -34,17 +38,23 @@ from handlers.messages import Outbound
 from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
+from models.outbox import release_in_flight
 from models.people import grant_role, revoke_grants_by
 from models.runtime_settings import set_value
 from models.tables import Role
-from scheduler.outbox import DeliveryFailed, dispatch_outbox
-from scheduler.runner import PeriodicJob, build_scheduler
+from scheduler.dispatcher import DeliveryFailed, Dispatcher
+from scheduler.limiter import Limits, RateLimiter
+from scheduler.runner import Job, PeriodicJob, build_scheduler
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_EVERY_SECONDS = 1.0
 STAFF_MENUS_EVERY_SECONDS = 60.0
 DRAFT_SWEEP_EVERY_SECONDS = 300.0
+PUBLICATION_EVERY_SECONDS = 30.0
+BROADCAST_START_EVERY_SECONDS = 2.0
+PROGRESS_EVERY_SECONDS = 5.0
+WEB_CHAT_LIMITS = Limits(per_second=200.0, chat_interval=0.0)
+"""The web chat is our own server: no platform limit, only a guard against a runaway loop."""
 
 
 class ConfigurationError(SystemExit):
@@ -70,6 +80,14 @@ def build_services(settings: Settings) -> Services:
             moderation_target=timedelta(hours=settings.moderation_target_hours),
             duplicate_window=timedelta(days=settings.duplicate_window_days),
             publication_slots=tuple(time.fromisoformat(s) for s in settings.publication_slots),
+            publication_chats=(
+                {"telegram": settings.telegram_channel_id}
+                if settings.telegram_bot_token and settings.telegram_channel_id
+                else {}
+            ),
+            digest_weekday=settings.digest_weekday,
+            digest_time=settings.digest_time,
+            movement_announce_time=settings.movement_announce_time,
         ),
         media=ImageStore(
             settings.media_dir,
@@ -95,6 +113,11 @@ class Runtime:
     routes: list[web.AbstractRouteDef] = field(default_factory=list)
     _web_runner: web.AppRunner | None = field(default=None, init=False)
     _scheduler: AsyncIOScheduler | None = field(default=None, init=False)
+    _leadership: Leadership | None = field(default=None, init=False)
+    _leading: asyncio.Task[None] | None = field(default=None, init=False)
+    _dispatching: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop_dispatch: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    dispatcher: Dispatcher | None = field(default=None, init=False)
 
     async def send_payload(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
         """The outbox's way out: one stored message to one chat on its channel."""
@@ -132,7 +155,7 @@ class Runtime:
         }
 
     async def start(self) -> None:
-        """Migrate, bootstrap admins, then open the web server, the channels, the scheduler."""
+        """Migrate, bootstrap admins, open the web server and the channels, seek leadership."""
         await db.upgrade(self.settings.database_url)
         await bootstrap_admins(self.sessions, self.settings.admin_ids)
         await self._settle_sandbox_roles()
@@ -143,8 +166,51 @@ class Runtime:
         ).start()
         for channel in self.channels.values():
             await channel.start()
+        self._leadership = Leadership(self.engine, check_every=self.settings.leader_check_seconds)
+        self._leading = asyncio.create_task(self._leadership.run(self._lead, self._step_down))
+
+    @property
+    def leading(self) -> bool:
+        return self._scheduler is not None
+
+    async def _lead(self) -> None:
+        """Become the one instance that keeps time and delivers the outbox."""
+        async with self.sessions() as session, session.begin():
+            released = await release_in_flight(session)
+        if released:
+            log.warning("outbox.released_in_flight", count=released)
+        self.dispatcher = self.build_dispatcher()
+        self._stop_dispatch = asyncio.Event()
+        self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop_dispatch))
         self._scheduler = build_scheduler(self.settings.timezone, self.jobs())
         self._scheduler.start()
+
+    async def _step_down(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        self._stop_dispatch.set()
+        if self._dispatching is not None:
+            await self._dispatching
+            self._dispatching = None
+
+    def build_dispatcher(self) -> Dispatcher:
+        limiters = {"web": RateLimiter(WEB_CHAT_LIMITS)}
+        if "telegram" in self.channels:
+            limiters["telegram"] = RateLimiter(
+                Limits(per_second=self.settings.telegram_broadcast_rate)
+            )
+        return Dispatcher(
+            self.sessions,
+            self.send_payload,
+            limiters,
+            is_group=self.is_group,
+            batch_size=max(50, int(sum(lim.limits.per_second for lim in limiters.values()))),
+        )
+
+    def is_group(self, channel: str, chat_id: str) -> bool:
+        target = self.channels.get(channel)
+        return target is not None and target.is_group(chat_id)
 
     async def _settle_sandbox_roles(self) -> None:
         """Sandbox personas' roles never outlive the sandbox; a sandbox beside a platform warns."""
@@ -159,8 +225,13 @@ class Runtime:
                 log.info("sandbox.roles_revoked", count=revoked)
 
     async def stop(self) -> None:
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        if self._leading is not None:
+            self._leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._leading
+        await self._step_down()
+        if self._leadership is not None:
+            await self._leadership.release()
         for channel in self.channels.values():
             await channel.stop()
         if self._web_runner is not None:
@@ -168,18 +239,39 @@ class Runtime:
         await self.engine.dispose()
 
     def jobs(self) -> list[PeriodicJob]:
-        now = partial(datetime.now, UTC)
+        """What the leader does on a beat; each job reads the clock when it runs."""
+        services, sessions = self.services, self.sessions
+
+        def at_now(job: Callable[..., Awaitable[Any]], *args: Any) -> Job:
+            async def run() -> None:
+                await job(*args, datetime.now(UTC))
+
+            return run
+
         return [
-            PeriodicJob(
-                "outbox",
-                partial(dispatch_outbox, self.sessions, self.send_payload),
-                OUTBOX_EVERY_SECONDS,
-            ),
             PeriodicJob("staff-menus", self.sync_staff_menus, STAFF_MENUS_EVERY_SECONDS),
             PeriodicJob(
                 "expire-drafts",
-                lambda: expire_drafts(self.services, self.sessions, now()),
+                at_now(expire_drafts, services, sessions),
                 DRAFT_SWEEP_EVERY_SECONDS,
+            ),
+            PeriodicJob(
+                "publication-slots",
+                at_now(publication_tick, services, sessions),
+                PUBLICATION_EVERY_SECONDS,
+            ),
+            PeriodicJob(
+                "weekly-digest", at_now(digest_tick, services, sessions), PUBLICATION_EVERY_SECONDS
+            ),
+            PeriodicJob(
+                "start-broadcasts",
+                at_now(start_due, services, sessions),
+                BROADCAST_START_EVERY_SECONDS,
+            ),
+            PeriodicJob(
+                "broadcast-progress",
+                at_now(report_progress, services, sessions, self.send_payload),
+                PROGRESS_EVERY_SECONDS,
             ),
         ]
 
@@ -248,6 +340,7 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
         on_migrated=partial(runtime.remember_migration, "telegram"),
         webhook_url=settings.telegram_webhook_url,
         webhook_secret=secret.get_secret_value() if secret else None,
+        paid_broadcast=settings.telegram_paid_broadcast,
     )
     if settings.telegram_webhook_url:
         path = urlsplit(settings.telegram_webhook_url).path or "/telegram/webhook"

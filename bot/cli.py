@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
-from bot import db
+from bot import db, operations
 from bot.app import ConfigurationError, run
 from bot.logs import configure_logging
 from bot.settings import Settings
@@ -28,6 +29,19 @@ def _parser() -> argparse.ArgumentParser:
         sub = role_commands.add_parser(action, help=f"{action} a role")
         sub.add_argument("person", help="channel:id, for example telegram:123456789")
         sub.add_argument("role", choices=[r.value for r in Role])
+    publish = commands.add_parser("publish", help="publish approved stories")
+    publish.add_argument(
+        "--now", action="store_true", required=True, help="without waiting for the next slot"
+    )
+    broadcast = commands.add_parser("broadcast", help="scheduled and past broadcasts")
+    broadcast_commands = broadcast.add_subparsers(dest="broadcast_command", required=True)
+    broadcast_commands.add_parser("list", help="what is scheduled, running, recently sent")
+    status = broadcast_commands.add_parser("status", help="how one broadcast went")
+    status.add_argument("id", type=int)
+    movement = commands.add_parser("movement", help="emulation movements")
+    movement_commands = movement.add_subparsers(dest="movement_command", required=True)
+    load = movement_commands.add_parser("import", help="create or update movements from YAML")
+    load.add_argument("file", type=Path)
     return parser
 
 
@@ -41,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "db":
             db.upgrade_sync(settings.database_url)
             print("Database is up to date.")
-        else:
+        elif args.command == "role":
             return asyncio.run(
                 _change_role(settings, args.role_command, args.person, Role(args.role))
             )
+        else:
+            return asyncio.run(operations.run(settings, args))
     except ConfigurationError as error:
         print(error.code, file=sys.stderr)
         return 2

@@ -6,10 +6,12 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/guongsang.db"
+FREE_BROADCAST_RATE = 30.0
+"""Telegram's bulk limit per bot without paid broadcasts (messages per second)."""
 
 
 class Settings(BaseSettings):
@@ -22,6 +24,9 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_moderation_chat_id: str | None = None
+    telegram_channel_id: str | None = None
+    telegram_broadcast_rate: float = Field(default=30.0, gt=0, le=1000)
+    telegram_paid_broadcast: bool = False
 
     approvals_required: int = Field(default=1, ge=1, le=5)
     claim_minutes: int = 30
@@ -30,6 +35,10 @@ class Settings(BaseSettings):
     publication_slots: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["08:00", "19:00"]
     )
+    digest_weekday: int = Field(default=6, ge=0, le=6)
+    digest_time: time = time(19, 30)
+    movement_announce_time: time = time(8, 0)
+    leader_check_seconds: float = Field(default=5.0, gt=0)
 
     database_url: str = DEFAULT_DATABASE_URL
     media_dir: Path = Path("./data/media")
@@ -77,6 +86,15 @@ class Settings(BaseSettings):
         for slot in value:
             time.fromisoformat(slot)
         return value
+
+    @model_validator(mode="after")
+    def _broadcast_rate_within_limits(self) -> Settings:
+        if self.telegram_broadcast_rate > FREE_BROADCAST_RATE and not self.telegram_paid_broadcast:
+            raise ValueError(
+                f"TELEGRAM_BROADCAST_RATE above {FREE_BROADCAST_RATE} needs "
+                "TELEGRAM_PAID_BROADCAST=true (Telegram's paid broadcasts, up to 1000/s)"
+            )
+        return self
 
     @property
     def telegram_webhook_mode(self) -> bool:

@@ -13,6 +13,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("report", N_("Report a good person or good deed")),
     ("myreports", N_("My reports")),
     ("status", N_("Status of a report: /status CODE")),
+    ("subscribe", N_("Receive honoured stories and movement news")),
+    ("unsubscribe", N_("Stop receiving them")),
+    ("movements", N_("Emulation movements")),
     ("help", N_("Help")),
     ("lang", N_("Language: Vietnamese or English")),
     ("cancel", N_("Cancel what you are doing")),
@@ -28,6 +31,10 @@ ADMIN_COMMANDS: list[tuple[str, str]] = [
     ("revoke", N_("Revoke a role: /revoke channel:id role")),
     ("ban", N_("Ban the reporter of a report: /ban CODE reason")),
     ("unban", N_("Lift a ban: /unban CODE")),
+    ("newmovement", N_("Create an emulation movement")),
+    ("editmovement", N_("Edit a movement: /editmovement short-name")),
+    ("announce", N_("Announce to subscribers")),
+    ("broadcasts", N_("Scheduled and running broadcasts")),
 ]
 
 
@@ -35,7 +42,8 @@ def main_menu(ctx: FlowContext) -> list[list[Button]]:
     _ = ctx._
     return [
         [Button(_("📝 Report a good deed"), "menu:report")],
-        [Button(_("📋 My reports"), "menu:myreports"), Button(_("❓ Help"), "menu:help")],
+        [Button(_("📋 My reports"), "menu:myreports"), Button(_("🚩 Movements"), "menu:movements")],
+        [Button(_("🔔 Subscribe to news"), "menu:subscribe"), Button(_("❓ Help"), "menu:help")],
         [Button(_("🌐 Language / Ngôn ngữ"), "menu:lang")],
     ]
 

@@ -35,6 +35,13 @@ class FlowConfig:
     moderation_target: timedelta = timedelta(hours=48)
     duplicate_window: timedelta = timedelta(days=90)
     publication_slots: tuple[time, ...] = (time(8, 0), time(19, 0))
+    publication_chats: Mapping[str, str] = field(default_factory=dict)
+    """Chats that receive every publication (e.g. telegram → TELEGRAM_CHANNEL_ID)."""
+    digest_weekday: int = 6
+    """Day of the weekly digest, 0 = Monday … 6 = Sunday."""
+    digest_time: time = time(19, 30)
+    movement_announce_time: time = time(8, 0)
+    """When a movement's launch, reminders and reviews are announced on their day."""
     queue_page_size: int = 5
 
 

@@ -128,6 +128,8 @@ class Outbound:
     coalesce_key: str = ""
     """Messages with the same key sent in quick succession collapse into the last one
     (for example one acknowledgement for a whole photo album)."""
+    bulk: bool = False
+    """Part of a broadcast: the channel may use its bulk options (Telegram's paid broadcast)."""
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-ready form, for the outbox."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class MediaProblem(StrEnum):
@@ -48,3 +48,9 @@ class MediaStore(Protocol):
         ...
 
     def path_of(self, sha256: str) -> Path: ...
+
+
+class SendNow(Protocol):
+    async def __call__(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
+        """Send one message at once (not through the outbox); returns its platform id."""
+        ...

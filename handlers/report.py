@@ -18,15 +18,16 @@ from handlers.basics import main_menu
 from handlers.cards import post_cards
 from handlers.choices import match_choice
 from handlers.context import FlowContext
-from handlers.labels import AREA_TAG_LABELS, GROUP_LABELS, KIND_LABELS
+from handlers.labels import GROUP_LABELS, KIND_LABELS
 from handlers.messages import Button, InboundKind
+from handlers.places import commune_label, offer_communes
 from handlers.ports import MediaProblem, StoredImage
 from handlers.text import N_, clip, esc, fmt
 from handlers.uploads import remember_upload
 from models.bans import is_banned
-from models.communes import Commune
+from models.movements import active_movements
 from models.reports import count_reports_since, create_report
-from models.tables import NomineeGroup, NomineeKind, Report, Role
+from models.tables import Movement, NomineeGroup, NomineeKind, Report, Role
 
 FLOW = "report"
 MAX_PHOTOS = 10
@@ -49,6 +50,7 @@ class Step(StrEnum):
     REPORTER_NAME = "reporter_name"
     REPORTER_PHONE = "reporter_phone"
     UNIT = "unit"
+    MOVEMENT = "movement"
     SUMMARY = "summary"
     EDIT = "edit"
     RESUME = "resume"
@@ -78,6 +80,7 @@ EDITABLE: dict[str, tuple[Step, str]] = {
     "photos": (Step.PHOTOS, N_("Photos")),
     "reporter": (Step.IDENTITY, N_("Your name and phone")),
     "unit": (Step.UNIT, N_("Your unit")),
+    "movement": (Step.MOVEMENT, N_("Emulation movement")),
 }
 
 UNSUPPORTED_NAMES = {
@@ -104,8 +107,8 @@ CONSENT_TEXT = N_(
 # ---- entry points ---------------------------------------------------------------------
 
 
-async def start(ctx: FlowContext) -> None:
-    """Begin a report, or offer to continue the unfinished one."""
+async def start(ctx: FlowContext, movement: Movement | None = None) -> None:
+    """Begin a report (for `movement`, from its deep link), or offer to continue one."""
     state = ctx.conversation
     if state.flow == FLOW and state.step == Step.RESUME:
         await _prompt(ctx, Step.RESUME)
@@ -127,6 +130,9 @@ async def start(ctx: FlowContext) -> None:
     if await _refused_reporter(ctx) or await _daily_limit_reached(ctx):
         return
     state.flow, state.data = FLOW, {"officer": Role.OFFICER in ctx.roles}
+    if movement is not None:
+        state.data.update(movement_id=movement.id, movement_name=movement.short_name)
+        ctx.say(fmt(ctx._("🚩 This report is for the movement {name}."), name=movement.short_name))
     await _go(ctx, Step.KIND)
 
 
@@ -200,6 +206,10 @@ async def _go(ctx: FlowContext, step: Step) -> None:
     ctx.conversation.step = step
     if step is Step.SUMMARY:
         ctx.conversation.data.pop("editing", None)
+    if step is Step.MOVEMENT:
+        today = ctx.now.astimezone(ctx.services.config.timezone).date()
+        running = await active_movements(ctx.session, today)
+        ctx.conversation.data["movement_choices"] = [[m.id, m.short_name] for m in running]
     await _prompt(ctx, step)
 
 
@@ -282,6 +292,15 @@ def _question(ctx: FlowContext, step: Step) -> tuple[str, list[list[Button]]]:
         return head + _("Your phone number?"), []
     if step is Step.UNIT:
         return head + _("As an officer, which unit are you reporting for?"), []
+    if step is Step.MOVEMENT:
+        choices = data.get("movement_choices", [])
+        rows = [[Button(f"🚩 {name}", f"r:movement:{mid}")] for mid, name in choices]
+        text = (
+            _("Is this good deed part of one of these emulation movements?")
+            if choices
+            else _("No emulation movement is running at the moment.")
+        )
+        return text, [*rows, [Button(_("No movement"), "r:movement:none")]]
     if step is Step.SUMMARY:
         return _summary(ctx), [
             [Button(_("✅ Confirm and send"), "r:summary:confirm")],
@@ -373,6 +392,17 @@ async def _summary_action(ctx: FlowContext, value: str) -> None:
         ctx.say(ctx._("Cancelled. Nothing was sent."), main_menu(ctx))
 
 
+async def _choose_movement(ctx: FlowContext, value: str) -> None:
+    data = ctx.conversation.data
+    choices = {str(mid): name for mid, name in data.pop("movement_choices", [])}
+    if value in choices:
+        data.update(movement_id=int(value), movement_name=choices[value])
+    else:
+        data.pop("movement_id", None)
+        data.pop("movement_name", None)
+    await _go(ctx, Step.SUMMARY)
+
+
 async def _edit_field(ctx: FlowContext, value: str) -> None:
     if value not in EDITABLE:
         await _go(ctx, Step.SUMMARY)
@@ -400,6 +430,7 @@ _CHOICE_HANDLERS: dict[Step, Callable[[FlowContext, str], Awaitable[None]]] = {
     Step.PHOTOS: _finish_photos,
     Step.IDENTITY: _choose_identity,
     Step.CONSENT: _choose_consent,
+    Step.MOVEMENT: _choose_movement,
     Step.SUMMARY: _summary_action,
     Step.EDIT: _edit_field,
     Step.RESUME: _resume,
@@ -486,23 +517,7 @@ async def _enter_phone(ctx: FlowContext, text: str) -> None:
 
 
 async def _search_commune(ctx: FlowContext, text: str) -> None:
-    _ = ctx._
-    directory = ctx.services.communes
-    matches = directory.search(text)
-    if not matches:
-        ctx.say(
-            fmt(
-                _(
-                    "I found no commune or ward matching “{query}” in {province}. "
-                    "Try another part of the name."
-                ),
-                query=clip(text, 60),
-                province=directory.province_name,
-            )
-        )
-        return
-    buttons = [[Button(_commune_label(ctx, c), f"r:commune:{c.code}")] for c in matches]
-    ctx.say(_("Choose the commune or ward, or type another name:"), buttons)
+    offer_communes(ctx, text, "r:commune:")
 
 
 _TEXT_HANDLERS: dict[Step, Callable[[FlowContext, str], Awaitable[None]]] = {
@@ -603,13 +618,6 @@ async def _on_unsupported(ctx: FlowContext, step: Step) -> None:
 # ---- summary and confirmation ------------------------------------------------------------
 
 
-def _commune_label(ctx: FlowContext, commune: Commune) -> str:
-    if not commune.area_tags:
-        return commune.name
-    tags = ", ".join(ctx._(AREA_TAG_LABELS[t]) for t in commune.area_tags)
-    return f"{commune.name} ({tags})"
-
-
 def _summary(ctx: FlowContext) -> str:
     _ = ctx._
     data = ctx.conversation.data
@@ -625,7 +633,7 @@ def _summary(ctx: FlowContext) -> str:
         fmt(_("Group: {group}"), group=_(GROUP_LABELS[NomineeGroup(data.get("group", "other"))])),
         fmt(
             _("Place: {commune}, {province}"),
-            commune=_commune_label(ctx, commune) if commune else "?",
+            commune=commune_label(ctx, commune) if commune else "?",
             province=ctx.services.communes.province_name,
         ),
         fmt(_("Photos: {count}"), count=len(data.get("photos", []))),
@@ -642,6 +650,8 @@ def _summary(ctx: FlowContext) -> str:
         lines.append(_("Reporter: anonymous"))
     if data.get("officer"):
         lines.append(fmt(_("Officer's report for: {unit}"), unit=data.get("unit", "")))
+    if data.get("movement_name"):
+        lines.append(fmt(_("Movement: {name}"), name=data["movement_name"]))
     story = clip(data.get("story", ""), SUMMARY_STORY_CHARS)
     lines += ["", _("<b>Story</b>"), esc(story)]
     return "\n".join(lines)
@@ -757,6 +767,7 @@ def _build_report(ctx: FlowContext) -> Report:
         consent_at=datetime.fromisoformat(data["consent_at"]) if named else None,
         by_officer=bool(data.get("officer")),
         officer_unit=data.get("unit") if data.get("officer") else None,
+        movement_id=data.get("movement_id"),
         created_at=ctx.now,
         updated_at=ctx.now,
     )

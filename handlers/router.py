@@ -15,7 +15,17 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers import admin, answers, basics, moderation, myreports, report
+from handlers import (
+    admin,
+    announcements,
+    answers,
+    basics,
+    moderation,
+    movements,
+    myreports,
+    report,
+    subscriptions,
+)
 from handlers.context import FlowContext, Services
 from handlers.flood import Verdict
 from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
@@ -45,6 +55,13 @@ COMMAND_FLOWS: dict[str, Flow] = {
     "revoke": admin.revoke,
     "ban": admin.ban_command,
     "unban": admin.unban_command,
+    "subscribe": subscriptions.subscribe_command,
+    "unsubscribe": subscriptions.unsubscribe_command,
+    "movements": movements.list_movements,
+    "newmovement": movements.new_movement,
+    "editmovement": movements.edit_movement,
+    "announce": announcements.announce,
+    "broadcasts": announcements.list_broadcasts,
 }
 GROUP_COMMANDS = frozenset({"queue", "history"})
 """What a moderators' group may ask; everything else said in a group is not for the bot."""
@@ -54,7 +71,17 @@ MENU_FLOWS: dict[str, Flow] = {
     "myreports": myreports.list_reports,
     "help": basics.show_help,
     "lang": basics.choose_language,
+    "subscribe": subscriptions.subscribe_command,
+    "movements": movements.list_movements,
 }
+
+FLOW_INPUTS: dict[str, Flow] = {
+    report.FLOW: report.on_input,
+    subscriptions.FLOW: subscriptions.on_input,
+    movements.FLOW: movements.on_input,
+    announcements.FLOW: announcements.on_input,
+}
+"""Who takes a person's next message while they are in the middle of a flow."""
 
 
 async def handle_inbound(
@@ -140,8 +167,8 @@ async def route(ctx: FlowContext) -> None:
         await _route_button(ctx)
     elif await _route_pending(ctx) or inbound.in_group:
         return
-    elif ctx.conversation.flow == report.FLOW:
-        await report.on_input(ctx)
+    elif ctx.conversation.flow in FLOW_INPUTS:
+        await FLOW_INPUTS[ctx.conversation.flow](ctx)
     elif inbound.kind in (InboundKind.PHOTO, InboundKind.DOCUMENT):
         ctx.say(
             ctx._("To send photos of a good deed, start a report first."), basics.main_menu(ctx)
@@ -186,27 +213,45 @@ async def _route_pending(ctx: FlowContext) -> bool:
 async def _route_command(ctx: FlowContext) -> None:
     command = ctx.inbound.command
     if command == "start":
-        if ctx.inbound.args.strip() == "report":
-            await report.start(ctx)
-        else:
-            await basics.greet(ctx)
+        await _deep_link(ctx, ctx.inbound.args.strip())
         return
     await COMMAND_FLOWS.get(command, basics.unknown_command)(ctx)
+
+
+async def _deep_link(ctx: FlowContext, argument: str) -> None:
+    """`/start <argument>`, from a link such as t.me/<bot>?start=subscribe."""
+    if argument == "report":
+        await report.start(ctx)
+    elif argument == "subscribe":
+        await subscriptions.subscribe_command(ctx)
+    elif argument.startswith("movement_"):
+        await movements.deep_link(ctx, argument.removeprefix("movement_"))
+    else:
+        await basics.greet(ctx)
+
+
+BUTTON_FLOWS: dict[str, Callable[[FlowContext, str], Awaitable[None]]] = {
+    "r": report.on_button,
+    "m": moderation.on_button,
+    "a": answers.on_button,
+    "s": subscriptions.on_button,
+    "mv": movements.on_button,
+    "ma": movements.on_admin_button,
+    "an": announcements.on_button,
+    "bc": announcements.on_button,
+}
+"""Button payloads are `<prefix>:…`; the prefix names the flow that made the button."""
 
 
 async def _route_button(ctx: FlowContext) -> None:
     prefix, _, value = ctx.inbound.payload.partition(":")
     if ctx.inbound.in_group and prefix != "m":
         return
-    if prefix == "r":
-        await report.on_button(ctx, ctx.inbound.payload)
+    if prefix in BUTTON_FLOWS:
+        await BUTTON_FLOWS[prefix](ctx, ctx.inbound.payload)
     elif prefix == "menu" and value in MENU_FLOWS:
         await MENU_FLOWS[value](ctx)
     elif prefix == "lang":
         await basics.set_language(ctx, value)
-    elif prefix == "m":
-        await moderation.on_button(ctx, ctx.inbound.payload)
-    elif prefix == "a":
-        await answers.on_button(ctx, ctx.inbound.payload)
     else:
         ctx.say(ctx._("That button is from an earlier message and no longer works."))

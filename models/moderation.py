@@ -235,7 +235,7 @@ async def _values_for(
         await _forget_approvals(session, report)
         return {**(changes or {}), "content_version": report.content_version + 1}, 0
     if action is Action.PUBLISH:
-        return {"status": S.PUBLISHED}, 0
+        return {"status": S.PUBLISHED, "published_at": now}, 0
     return {"status": S.WITHDRAWN, "claimed_by_id": None, "claimed_until": None}, 0
 
 

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.folding import fold
-from models.tables import Report, ReportPhoto
+from models.tables import Report, ReportPhoto, ReportStatus
 
 CODE_PREFIX = "GS"
 
@@ -74,3 +74,21 @@ async def count_reports_since(session: AsyncSession, reporter_id: int, since: da
 async def photo_count(session: AsyncSession, report_id: int) -> int:
     query = select(func.count()).where(col(ReportPhoto.report_id) == report_id)
     return int((await session.exec(query)).one())
+
+
+async def approved_waiting(session: AsyncSession, decided_by: datetime | None) -> list[Report]:
+    """Approved reports not yet published, decided no later than `decided_by` (None: all)."""
+    query = select(Report).where(Report.status == ReportStatus.APPROVED)
+    if decided_by is not None:
+        query = query.where(col(Report.decided_at) <= decided_by)
+    return list((await session.exec(query.order_by(col(Report.decided_at), col(Report.id)))).all())
+
+
+async def published_between(session: AsyncSession, start: datetime, end: datetime) -> list[Report]:
+    query = (
+        select(Report)
+        .where(Report.status == ReportStatus.PUBLISHED)
+        .where(col(Report.published_at) >= start, col(Report.published_at) < end)
+        .order_by(col(Report.published_at), col(Report.id))
+    )
+    return list((await session.exec(query)).all())

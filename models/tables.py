@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -177,6 +177,9 @@ class Report(SQLModel, table=True):
     headline: str | None = Field(default=None, max_length=256)
     public_story: str | None = None
     """The story as edited for publication; `story` keeps what the reporter wrote."""
+    movement_id: int | None = Field(default=None, foreign_key="movement.id", index=True)
+    """The emulation movement the reporter attached the report to, if any."""
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     content_version: int = 0
     """Bumped when what moderators see changes (an answer, an edit): older cards are stale."""
     version: int = 0
@@ -300,6 +303,8 @@ class PlatformFile(SQLModel, table=True):
 
 class OutboxStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"
+    """Claimed by the dispatcher; found in this state at start-up, it was in flight at a crash."""
     SENT = "sent"
     FAILED = "failed"
 
@@ -309,11 +314,19 @@ class OutboxMessage(SQLModel, table=True):
 
     A moderation card is an outbox message with `report_id` set and `purpose` "card": once
     sent, its `platform_message_id` says where to edit it after a decision.
+
+    A broadcast's delivery is an outbox message with `broadcast_id` set: one per recipient
+    (unique), its payload empty; what to send is the broadcast's payload in `locale`.
     """
 
     __tablename__ = "outbox_message"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "channel", "chat_id", name="uq_outbox_message_delivery"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id")
+    locale: str = Field(default="", max_length=8)
     report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
     purpose: str = Field(default="", max_length=16)
     channel: str = Field(max_length=16)
@@ -338,3 +351,108 @@ class WebMessage(SQLModel, table=True):
     from_bot: bool
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _timestamp()
+
+
+Index("ix_outbox_due", col(OutboxMessage.status), col(OutboxMessage.next_attempt_at))
+Index("ix_outbox_broadcast", col(OutboxMessage.broadcast_id), col(OutboxMessage.status))
+
+
+class Subscription(SQLModel, table=True):
+    """A person who receives publications in their private chat, and what they want."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", unique=True)
+    channel: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    active: bool = True
+    stories: bool = True
+    """Honoured stories and the weekly digest."""
+    announcements: bool = True
+    """Emulation movements and the council's announcements."""
+    commune_code: int | None = None
+    """Only what concerns this commune (and what concerns everyone); None: the whole province."""
+    commune_name: str | None = Field(default=None, max_length=128)
+    ended_reason: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+Index("ix_subscription_active", col(Subscription.active), col(Subscription.channel))
+
+
+class Movement(SQLModel, table=True):
+    """An emulation movement (phong trào thi đua): memorable, concrete, reviewed on dates."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=48, unique=True)
+    name: str = Field(max_length=256)
+    short_name: str = Field(max_length=64)
+    slogan: str = Field(default="", max_length=256)
+    description: str = ""
+    criteria: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    starts_on: date
+    ends_on: date
+    target_groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """NomineeGroup values; empty means everyone."""
+    reminders: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """ISO dates on which subscribers are reminded of the movement."""
+    interim_review_on: date | None = None
+    """Sơ kết."""
+    final_review_on: date | None = None
+    """Tổng kết."""
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class BroadcastKind(StrEnum):
+    STORY = "story"
+    DIGEST = "digest"
+    ANNOUNCEMENT = "announcement"
+    MOVEMENT = "movement"
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Broadcast(SQLModel, table=True):
+    """One publication to many: scheduled, then one outbox delivery per recipient.
+
+    `key` makes each publication happen once: "story:12", "digest:2026-W48",
+    "movement:3:launch". `payloads` holds the rendered message per locale once it starts.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96, unique=True)
+    kind: BroadcastKind = _enum(16)
+    status: BroadcastStatus = _enum(16, default=BroadcastStatus.SCHEDULED)
+    stories: bool = False
+    """Sent to subscribers of stories."""
+    announcements: bool = False
+    """Sent to subscribers of announcements."""
+    commune_codes: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Subscribers limited to one of these communes also receive it; empty: the province."""
+    title: str = Field(default="", max_length=256)
+    text: str = ""
+    """The announcement as its author wrote it (plain text); stories are rendered from reports."""
+    photos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    report_id: int | None = Field(default=None, foreign_key="report.id")
+    movement_id: int | None = Field(default=None, foreign_key="movement.id")
+    payloads: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    scheduled_at: datetime = _timestamp()
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recipients: int = 0
+    progress_chats: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    """Where the live progress message is shown: [{"channel", "chat_id", "message_id"}]."""
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = _timestamp()
+
+
+Index("ix_broadcast_due", col(Broadcast.status), col(Broadcast.scheduled_at))

@@ -6,11 +6,13 @@ No job store: durable schedule state lives in the project's own tables, so a res
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from scheduler.outbox import Job
+Job = Callable[[], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Protocol
 import structlog
 
 from handlers.messages import Capabilities, Inbound, Outbound
-from scheduler.outbox import DeliveryFailed
+from scheduler.dispatcher import DeliveryFailed
 
 InboundHandler = Callable[[Inbound, Capabilities], Awaitable[list[Outbound]]]
 
@@ -30,6 +30,10 @@ class Channel(Protocol):
 
     async def send(self, outbound: Outbound) -> str:
         """Render and send one message; return its platform id or raise DeliveryFailed."""
+        ...
+
+    def is_group(self, chat_id: str) -> bool:
+        """Whether `chat_id` is a group or channel (platforms limit those more tightly)."""
         ...
 
 

@@ -8,6 +8,7 @@ the Bot API (HTML parse mode: the flows escape user text).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -53,7 +54,7 @@ from handlers.messages import (
     split_command,
 )
 from handlers.ports import MediaProblem, MediaRejected, MediaStore
-from scheduler.outbox import DeliveryFailed
+from scheduler.dispatcher import DeliveryFailed
 
 CHANNEL = "telegram"
 StaffMenus = Callable[[], Awaitable[dict[str, list[tuple[str, str]]]]]
@@ -100,8 +101,12 @@ class TelegramChannel:
         on_migrated: Callable[[str, str], Awaitable[None]],
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        paid_broadcast: bool = False,
     ) -> None:
         self.application = application
+        self._paid_broadcast = paid_broadcast
+        self._file_ids: dict[str, str] = {}
+        self._uploading: dict[str, asyncio.Lock] = {}
         self._handle = handle
         self._staff_menus = staff_menus
         self._migrated = on_migrated
@@ -329,6 +334,10 @@ class TelegramChannel:
 
     # ---- outbound -------------------------------------------------------------------
 
+    def is_group(self, chat_id: str) -> bool:
+        """Groups, supergroups and channels have negative ids on Telegram."""
+        return chat_id.startswith("-")
+
     async def send(self, outbound: Outbound) -> str:
         """Render `outbound` with the Bot API; returns the id of the last message sent."""
         try:
@@ -344,7 +353,7 @@ class TelegramChannel:
         except RetryAfter as error:
             raise DeliveryFailed(str(error), retry_in=_seconds(error.retry_after)) from error
         except Forbidden as error:
-            raise DeliveryFailed(str(error), retry_in=None) from error
+            raise DeliveryFailed(str(error), retry_in=None, recipient_gone=True) from error
         except BadRequest as error:
             log.error("telegram.send.bad_request", chat_id=outbound.chat_id, error=str(error))
             raise DeliveryFailed(str(error), retry_in=None) from error
@@ -377,32 +386,56 @@ class TelegramChannel:
                 parse_mode=ParseMode.HTML,
                 reply_markup=_markup(outbound) if last else None,
                 disable_web_page_preview=True,
+                allow_paid_broadcast=self._paid(outbound),
             )
             message_id = str(sent.message_id)
         return message_id
 
+    def _paid(self, outbound: Outbound) -> bool | None:
+        return True if outbound.bulk and self._paid_broadcast else None
+
     async def _send_photos(self, outbound: Outbound) -> None:
-        """An album per ten photos (Telegram's limit); the text with its buttons follows."""
+        """An album per ten photos (Telegram's limit); the text with its buttons follows.
+
+        Each image is uploaded once: the `file_id` Telegram returns is reused for every
+        later send (a broadcast to thousands uploads each photo a single time).
+        """
         photos = outbound.photos
         for start in range(0, len(photos), 10):
             chunk = photos[start : start + 10]
-            media = [
-                InputMediaPhoto(
-                    self._media.path_of(photo.sha256).read_bytes(),
-                    caption=photo.caption or None,
-                    parse_mode=ParseMode.HTML,
-                )
-                for photo in chunk
-            ]
-            if len(media) == 1:
-                await self.application.bot.send_photo(
-                    outbound.chat_id,
-                    media[0].media,
-                    caption=media[0].caption,
-                    parse_mode=ParseMode.HTML,
-                )
-            else:
-                await self.application.bot.send_media_group(outbound.chat_id, media)
+            async with contextlib.AsyncExitStack() as uploads:
+                for photo in chunk:
+                    if photo.sha256 not in self._file_ids:
+                        lock = self._uploading.setdefault(photo.sha256, asyncio.Lock())
+                        await uploads.enter_async_context(lock)
+                media = [
+                    InputMediaPhoto(
+                        self._file_ids.get(photo.sha256)
+                        or self._media.path_of(photo.sha256).read_bytes(),
+                        caption=photo.caption or None,
+                        parse_mode=ParseMode.HTML,
+                    )
+                    for photo in chunk
+                ]
+                if len(media) == 1:
+                    sent = [
+                        await self.application.bot.send_photo(
+                            outbound.chat_id,
+                            media[0].media,
+                            caption=media[0].caption,
+                            parse_mode=ParseMode.HTML,
+                            allow_paid_broadcast=self._paid(outbound),
+                        )
+                    ]
+                else:
+                    sent = list(
+                        await self.application.bot.send_media_group(
+                            outbound.chat_id, media, allow_paid_broadcast=self._paid(outbound)
+                        )
+                    )
+                for photo, message in zip(chunk, sent, strict=False):
+                    if message.photo:
+                        self._file_ids[photo.sha256] = message.photo[-1].file_id
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None

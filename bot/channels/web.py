@@ -394,6 +394,9 @@ class WebChatChannel:
 
     # ---- outbound ------------------------------------------------------------
 
+    def is_group(self, chat_id: str) -> bool:
+        return False
+
     async def send(self, outbound: Outbound) -> str:
         """Keep the message in the transcript and push it to the chat's open pages."""
         if outbound.edit_message_id:

@@ -738,6 +738,9 @@ class FakeTelegram:
         self._media_group_count = 0
         self._failures: dict[str, deque[_ApiError]] = {}
         self._blocked: set[int] = set()
+        self._rate_limit: int | None = None
+        self._recent_sends: deque[float] = deque()
+        self.rate_limited = 0  # sends refused with 429 by limit_rate
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -823,6 +826,23 @@ class FakeTelegram:
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend(_ApiError(status, description, retry_after) for _ in range(times))
 
+    def limit_rate(self, per_second: int | None) -> None:
+        """Refuse sends beyond ``per_second`` in any one-second window with 429, as Telegram
+        does to a bot over its bulk limit (None: no limit)."""
+        self._rate_limit = per_second
+        self._recent_sends.clear()
+
+    def _check_rate(self) -> None:
+        if self._rate_limit is None:
+            return
+        now = time.monotonic()
+        while self._recent_sends and now - self._recent_sends[0] >= 1.0:
+            self._recent_sends.popleft()
+        if len(self._recent_sends) >= self._rate_limit:
+            self.rate_limited += 1
+            raise _ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+        self._recent_sends.append(now)
+
     def block(self, chat_id: int) -> None:
         """The user of ``chat_id`` blocks the bot: every send there answers 403."""
         self._blocked.add(chat_id)
@@ -876,6 +896,8 @@ class FakeTelegram:
                 raise failures.popleft()
             if method in _BLOCKABLE_METHODS and params.get("chat_id") in self._blocked:
                 raise _ApiError(403, _BLOCKED)
+            if method in _BLOCKABLE_METHODS:
+                self._check_rate()
             status, body = 200, {"ok": True, "result": await handler(params, uploads)}
         except _ApiError as error:
             status, body = error.status, error.body()

@@ -1,0 +1,125 @@
+"""Emulation movements (phong trào thi đua): defined in chat or imported from YAML."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.folding import fold
+from models.tables import Movement, NomineeGroup
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+
+
+class MovementSpec(BaseModel):
+    """A movement as an admin writes it (YAML import, or the guided creation in chat)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    slug: str = ""
+    name: str = Field(min_length=3, max_length=256)
+    short_name: str = Field(min_length=2, max_length=64)
+    slogan: str = Field(default="", max_length=256)
+    description: str = Field(default="", max_length=4000)
+    criteria: list[str] = Field(min_length=1, max_length=20)
+    starts_on: date
+    ends_on: date
+    target_groups: list[NomineeGroup] = Field(default_factory=list)
+    reminders: list[date] = Field(default_factory=list)
+    interim_review_on: date | None = None
+    final_review_on: date | None = None
+
+    @field_validator("criteria")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        cleaned = [item.strip() for item in value if item.strip()]
+        if not cleaned:
+            raise ValueError("at least one criterion")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MovementSpec:
+        if not self.slug:
+            self.slug = slug_for(self.short_name)
+        if not SLUG_PATTERN.match(self.slug):
+            raise ValueError(f"slug {self.slug!r}: lowercase letters, digits and dashes")
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+
+def slug_for(short_name: str) -> str:
+    """ "Dân vận khéo 2026" → "dan-van-kheo-2026" (for deep links ?start=movement_<slug>)."""
+    words = re.sub(r"[^a-z0-9]+", "-", fold(short_name)).strip("-")
+    return words[:48].rstrip("-")
+
+
+def load_specs(path: Path) -> list[MovementSpec]:
+    """Movements from a YAML file: a list, or a mapping with a `movements` list."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = document.get("movements", []) if isinstance(document, dict) else document
+    if not isinstance(items, list):
+        raise ValueError("expected a list of movements")
+    return [MovementSpec.model_validate(item) for item in items]
+
+
+async def save_movement(
+    session: AsyncSession, spec: MovementSpec, now: datetime, created_by_id: int | None = None
+) -> tuple[Movement, bool]:
+    """Create the movement, or update the one with the same slug; returns (it, created)."""
+    movement = await movement_by_slug(session, spec.slug)
+    created = movement is None
+    if movement is None:
+        movement = Movement(
+            slug=spec.slug,
+            name=spec.name,
+            short_name=spec.short_name,
+            starts_on=spec.starts_on,
+            ends_on=spec.ends_on,
+            created_by_id=created_by_id,
+        )
+    fields = spec.model_dump(exclude={"slug"})
+    fields["target_groups"] = [str(group) for group in spec.target_groups]
+    fields["reminders"] = [day.isoformat() for day in spec.reminders]
+    for name, value in fields.items():
+        setattr(movement, name, value)
+    movement.updated_at = now
+    session.add(movement)
+    await session.flush()
+    return movement, created
+
+
+def spec_of(movement: Movement) -> MovementSpec:
+    return MovementSpec.model_validate(
+        movement.model_dump(
+            include=set(MovementSpec.model_fields),
+        )
+    )
+
+
+async def movement_by_slug(session: AsyncSession, slug: str) -> Movement | None:
+    return (await session.exec(select(Movement).where(Movement.slug == slug))).first()
+
+
+async def active_movements(session: AsyncSession, today: date) -> list[Movement]:
+    query = (
+        select(Movement)
+        .where(col(Movement.starts_on) <= today, col(Movement.ends_on) >= today)
+        .order_by(col(Movement.starts_on), col(Movement.id))
+    )
+    return list((await session.exec(query)).all())
+
+
+async def current_and_coming(session: AsyncSession, today: date) -> list[Movement]:
+    query = (
+        select(Movement)
+        .where(col(Movement.ends_on) >= today)
+        .order_by(col(Movement.starts_on), col(Movement.id))
+    )
+    return list((await session.exec(query)).all())

@@ -1,0 +1,259 @@
+"""Delivering the outbox: claim due messages in batches, send them paced, record outcomes.
+
+One dispatcher runs in the deployment, in the process holding the leader lock. It keeps a
+queue per chat (so one chat's messages go out in order and one slow chat delays no
+other), paces every send with the channel's `RateLimiter`, and writes outcomes in
+batches. A 429 reschedules only the message that got it; a recipient who blocked the
+bot loses their subscription; anything unforeseen is retried later and logged.
+
+Killed at any moment, the rows it had claimed stay `sending`; the next leader releases
+them (see `models.outbox.release_in_flight`). Only those whose send had gone out but
+whose outcome was not yet written can reach a recipient twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.outbox import (
+    Claimed,
+    Outcome,
+    broadcast_payloads,
+    claim_due,
+    record,
+    release_in_flight,
+)
+from models.subscriptions import end_subscriptions_of
+from scheduler.limiter import RateLimiter
+
+log = structlog.get_logger(__name__)
+
+UNEXPECTED_RETRY = 60.0
+"""Seconds before retrying a message whose send failed in an unforeseen way (logged)."""
+STOP_GRACE_SECONDS = 2.0
+
+
+class DeliveryFailed(Exception):
+    """A send did not go through. `retry_in` seconds to try again, or None to give up.
+
+    `recipient_gone`: the person blocked the bot or no longer exists; stop writing to them.
+    """
+
+    def __init__(self, reason: str, retry_in: float | None, *, recipient_gone: bool = False):
+        super().__init__(reason)
+        self.retry_in = retry_in
+        self.recipient_gone = recipient_gone
+
+
+class Sender(Protocol):
+    async def __call__(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
+        """Send one message; return the platform's message id or raise DeliveryFailed."""
+        ...
+
+
+@dataclass(slots=True)
+class DispatchStats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: Callable[[], AsyncSession],
+        send: Sender,
+        limiters: Mapping[str, RateLimiter],
+        *,
+        is_group: Callable[[str, str], bool],
+        batch_size: int = 200,
+        concurrency: int = 64,
+        flush_every: float = 0.1,
+        poll_every: float = 0.5,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._send = send
+        self._limiters = limiters
+        self._is_group = is_group
+        self._batch_size = batch_size
+        self._poll_every = poll_every
+        self._flush_every = flush_every
+        self._now = now
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queues: dict[tuple[str, str], deque[Claimed]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._outcomes: list[Outcome] = []
+        self._gone: list[tuple[str, str]] = []
+        self._payloads: dict[int, dict[str, Any]] = {}
+        self._payload_lock = asyncio.Lock()
+        self._stopping = False
+        self.stats = DispatchStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish the sends under way and write outcomes."""
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        try:
+            while not stop.is_set():
+                if self._in_flight >= self._batch_size // 2:
+                    self._room.clear()
+                    await _wait(self._room, self._poll_every)
+                elif not await self.claim_batch():
+                    await _wait(stop, self._poll_every)
+        finally:
+            self._stopping = True
+            await self._finish_workers()
+            await flusher
+            await self._flush()
+            async with self._sessions() as session, session.begin():
+                await release_in_flight(session)
+
+    async def _finish_workers(self) -> None:
+        """Let sends under way finish (a few seconds at most); stop those still waiting."""
+        if not self._workers:
+            return
+        _, waiting = await asyncio.wait(set(self._workers), timeout=STOP_GRACE_SECONDS)
+        for worker in waiting:
+            worker.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def drain(self) -> int:
+        """Send everything due now and wait for it (for the CLI and tests); returns sends."""
+        before = self.stats.sent
+        while await self.claim_batch():
+            await asyncio.gather(*list(self._workers), return_exceptions=True)
+            await self._flush()
+        return self.stats.sent - before
+
+    async def claim_batch(self) -> int:
+        room = self._batch_size - self._in_flight
+        async with self._sessions() as session, session.begin():
+            claimed = await claim_due(session, self._now(), room)
+        for message in claimed:
+            self._enqueue(message)
+        return len(claimed)
+
+    def _enqueue(self, message: Claimed) -> None:
+        key = (message.channel, message.chat_id)
+        self._in_flight += 1
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.append(message)
+            return
+        self._queues[key] = deque([message])
+        worker = asyncio.create_task(self._work(key))
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
+
+    async def _work(self, key: tuple[str, str]) -> None:
+        """Send one chat's messages in order; on stop, leave the rest to be released."""
+        channel, chat_id = key
+        queue = self._queues[key]
+        limiter = self._limiters.get(channel)
+        try:
+            while queue and not self._stopping:
+                message = queue[0]
+                if limiter is not None:
+                    await limiter.acquire(chat_id, self._is_group(channel, chat_id))
+                async with self._slots:
+                    outcome = await self._deliver(message)
+                queue.popleft()
+                self._done(outcome)
+        finally:
+            if not queue:
+                del self._queues[key]
+
+    async def _deliver(self, message: Claimed) -> Outcome:
+        try:
+            payload = message.payload
+            if message.broadcast_id is not None:
+                payload = await self._broadcast_payload(message.broadcast_id, message.locale)
+            platform_id = await self._send(message.channel, message.chat_id, payload)
+        except DeliveryFailed as failure:
+            if failure.recipient_gone:
+                self._gone.append((message.channel, message.chat_id))
+            log.info(
+                "outbox.failed",
+                outbox_id=message.id,
+                reason=str(failure),
+                retry_in=failure.retry_in,
+            )
+            return Outcome(message, error=str(failure), retry_in=failure.retry_in)
+        except Exception as error:
+            log.exception("outbox.failed_unexpectedly", outbox_id=message.id)
+            return Outcome(message, error=repr(error), retry_in=UNEXPECTED_RETRY)
+        return Outcome(message, platform_message_id=platform_id)
+
+    def _done(self, outcome: Outcome) -> None:
+        """Count the outcome; write it with the next batch, at once if someone waits on it.
+
+        A message outside a broadcast (a moderation card, a notice) is written at once:
+        a moderator may act on a card within a second, and its edit needs the card's id.
+        """
+        self._outcomes.append(outcome)
+        if outcome.message.broadcast_id is None:
+            self._flush_now.set()
+        self._in_flight -= 1
+        if outcome.sent:
+            self.stats.sent += 1
+        elif outcome.retry_in is None:
+            self.stats.failed += 1
+        else:
+            self.stats.retried += 1
+        if self._in_flight < self._batch_size // 2:
+            self._room.set()
+
+    async def _broadcast_payload(self, broadcast_id: int, locale: str) -> dict[str, Any]:
+        payloads = self._payloads.get(broadcast_id)
+        if payloads is None:
+            async with self._payload_lock:
+                payloads = self._payloads.get(broadcast_id)
+                if payloads is None:
+                    async with self._sessions() as session:
+                        payloads = await broadcast_payloads(session, broadcast_id)
+                    if len(self._payloads) > 64:
+                        self._payloads.clear()
+                    self._payloads[broadcast_id] = payloads
+        payload = payloads.get(locale) or next(iter(payloads.values()), None)
+        if payload is None:
+            raise DeliveryFailed(f"broadcast {broadcast_id} has no rendered message", None)
+        return dict(payload)
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _wait(self._flush_now, self._flush_every)
+            self._flush_now.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        gone, self._gone = self._gone, []
+        if not outcomes and not gone:
+            return
+        try:
+            async with self._sessions() as session, session.begin():
+                await record(session, outcomes, self._now())
+                for channel, chat_id in gone:
+                    await end_subscriptions_of(session, channel, chat_id, "blocked", self._now())
+        except Exception:
+            log.exception("outbox.record_failed", outcomes=len(outcomes))
+            self._outcomes[:0] = outcomes
+            self._gone[:0] = gone
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set, or `seconds` pass."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
