@@ -24,6 +24,7 @@ from models.outbox import enqueue
 from models.queue import duplicate_hints, notes_of, photos_of
 from models.runtime_settings import get_value
 from models.tables import (
+    Movement,
     NomineeGroup,
     NomineeKind,
     OutboxMessage,
@@ -113,6 +114,7 @@ async def render_card(
     lines += await _people_lines(session, services, report, _, now)
     lines += await _notes_lines(session, report, _)
     lines += await _duplicate_lines(session, services, report, _)
+    lines += await _movement_lines(session, report, _)
     lines += ["", _("<b>Story</b>"), esc(clip(report.story, CARD_STORY_CHARS))]
     if report.headline or report.public_story:
         lines += ["", fmt(_("<b>For publication:</b> {headline}"), headline=report.headline or "")]
@@ -122,6 +124,15 @@ async def render_card(
     return Outbound(
         chat_id="", text="\n".join(lines), buttons=card_buttons(_, report), photos=photos
     )
+
+
+async def _movement_lines(session: AsyncSession, report: Report, _: Translator) -> list[str]:
+    """The movement the report is for, with the criteria moderators check it against."""
+    movement = await session.get(Movement, report.movement_id) if report.movement_id else None
+    if movement is None:
+        return []
+    lines = ["", fmt(_("🚩 <b>Movement:</b> {name}"), name=movement.name), _("Criteria:")]
+    return lines + [f"• {esc(criterion)}" for criterion in movement.criteria]
 
 
 def _headline(services: Services, report: Report, _: Translator, now: datetime) -> str:

@@ -31,6 +31,7 @@ from models.moderation import (
     history,
     transition,
 )
+from models.movements import movement_by_slug, slug_for
 from models.pending import clear_input, expect_input
 from models.queue import QueueFilter, queue_page
 from models.reports import report_by_code
@@ -397,18 +398,24 @@ def _may_moderate(ctx: FlowContext) -> bool:
 
 
 def _filter_from(commune: int, extra: list[str]) -> QueueFilter:
+    """The filter carried by a pager button: `m:q:<page>:<commune>:<group>:<movement>`."""
     group = extra[0] if extra and extra[0] in NomineeGroup.__members__.values() else None
-    return QueueFilter(commune_code=commune or None, group=group)
+    movement = int(extra[1]) if len(extra) > 1 and _is_number(extra[1]) else 0
+    return QueueFilter(commune_code=commune or None, group=group, movement_id=movement or None)
 
 
 async def queue_command(ctx: FlowContext) -> None:
-    await show_queue(ctx, page=0, where=_parse_filter(ctx, ctx.inbound.args))
+    await show_queue(ctx, page=0, where=await _parse_filter(ctx, ctx.inbound.args))
 
 
-def _parse_filter(ctx: FlowContext, args: str) -> QueueFilter:
-    """`/queue nong dan` filters by group, `/queue dong dang` by commune."""
+async def _parse_filter(ctx: FlowContext, args: str) -> QueueFilter:
+    """`/queue dan-van-kheo` by movement, `/queue nong dan` by group, `/queue dong dang`
+    by commune."""
     if not args.strip():
         return QueueFilter()
+    movement = await movement_by_slug(ctx.session, slug_for(args))
+    if movement is not None:
+        return QueueFilter(movement_id=movement.id)
     groups = [[Button(ctx._(label), str(group)) for group, label in GROUP_LABELS.items()]]
     group = match_choice(args, groups)
     if group is not None:
@@ -451,7 +458,7 @@ async def show_queue(ctx: FlowContext, page: int, where: QueueFilter) -> None:
                 )
             ]
         )
-    suffix = f"{where.commune_code or 0}" + (f":{where.group}" if where.group else "")
+    suffix = f"{where.commune_code or 0}:{where.group or ''}:{where.movement_id or 0}"
     nav = []
     if page > 0:
         nav.append(Button(_("◀ Newer"), f"m:q:{page - 1}:{suffix}"))

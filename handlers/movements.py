@@ -262,6 +262,7 @@ def _next(ctx: FlowContext) -> None:
     position = order.index(state.step) if state.step in order else len(order)
     if state.data.get("editing") or position + 1 >= len(order):
         state.step = SUMMARY
+        state.data["editing"] = True  # from now on, a changed field returns here
         _show_summary(ctx)
         return
     state.step = order[position + 1]

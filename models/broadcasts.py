@@ -72,7 +72,7 @@ async def materialize(
 
     Recipients: active subscribers of one of the broadcast's topics, in one of its
     communes (see PROVINCE_WIDE_KINDS), plus `extra_chats` (channel, chat id, locale),
-    such as the public Telegram channel. The unique key makes a repeat insert nothing.
+    such as the public Telegram channel. Nobody is added twice (the unique key guards it).
     """
     assert broadcast.id is not None
     topics = []
@@ -94,7 +94,12 @@ async def materialize(
         literal(now, UTCDateTime),
         literal("broadcast", String),
     ).join(Person, col(Person.id) == col(Subscription.person_id))
-    recipients = recipients.where(col(Subscription.active), or_(*topics))
+    already = select_columns(literal(1)).where(
+        col(OutboxMessage.broadcast_id) == broadcast.id,
+        col(OutboxMessage.channel) == col(Subscription.channel),
+        col(OutboxMessage.chat_id) == col(Subscription.chat_id),
+    )
+    recipients = recipients.where(col(Subscription.active), or_(*topics), ~already.exists())
     if broadcast.commune_codes:
         in_communes: ColumnElement[bool] = col(Subscription.commune_code).in_(
             broadcast.commune_codes
@@ -117,6 +122,8 @@ async def materialize(
     result = await session.exec(insert(OutboxMessage).from_select(columns, recipients))
     count = int(result.rowcount)
     for channel, chat_id, locale in extra_chats:
+        if await _has_delivery(session, broadcast.id, channel, chat_id):
+            continue
         session.add(
             OutboxMessage(
                 broadcast_id=broadcast.id,
@@ -129,6 +136,17 @@ async def materialize(
         )
         count += 1
     return count
+
+
+async def _has_delivery(
+    session: AsyncSession, broadcast_id: int, channel: str, chat_id: str
+) -> bool:
+    query = select(OutboxMessage.id).where(
+        OutboxMessage.broadcast_id == broadcast_id,
+        OutboxMessage.channel == channel,
+        OutboxMessage.chat_id == chat_id,
+    )
+    return (await session.exec(query)).first() is not None
 
 
 async def start(

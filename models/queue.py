@@ -21,6 +21,7 @@ PHASH_MAX_DISTANCE = 3
 class QueueFilter:
     commune_code: int | None = None
     group: str | None = None
+    movement_id: int | None = None
 
 
 async def queue_page(
@@ -40,6 +41,8 @@ async def queue_page(
             arm = arm.where(Report.commune_code == where.commune_code)
         if where.group is not None:
             arm = arm.where(Report.nominee_group == where.group)
+        if where.movement_id is not None:
+            arm = arm.where(Report.movement_id == where.movement_id)
         arms.append(arm.order_by(col(Report.created_at), col(Report.id)).limit(wanted).subquery())
     merged = union_all(*(select(arm.c.id, arm.c.created_at) for arm in arms)).subquery()
     on_page = (
