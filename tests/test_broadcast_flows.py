@@ -177,7 +177,9 @@ async def test_materialize_respects_topics_and_communes(
                     active=user != "5",
                 )
             )
-        story = Broadcast(key="story:x", kind=BroadcastKind.STORY, stories=True, commune_codes=[6613])
+        story = Broadcast(
+            key="story:x", kind=BroadcastKind.STORY, stories=True, commune_codes=[6613]
+        )
         local = Broadcast(
             key="a:1", kind=BroadcastKind.ANNOUNCEMENT, announcements=True, commune_codes=[6613]
         )
@@ -306,7 +308,9 @@ async def test_imported_movement_deep_link_report_and_card(
     await file_report(chat)
     async with sessions() as session:
         report = (await session.exec(select(Report))).one()
-        card = await render_card(session, services, report, services.translator("vi"), report.created_at)
+        card = await render_card(
+            session, services, report, services.translator("vi"), report.created_at
+        )
     assert report.movement_id == movement.id
     assert "Có kết quả cụ thể, kiểm chứng được" in card.text
 
