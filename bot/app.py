@@ -124,7 +124,9 @@ class Runtime:
         target = self.channels.get(channel)
         if target is None:
             raise DeliveryFailed(f"channel {channel} is not running", retry_in=60.0)
-        return await target.send(Outbound.from_payload(payload))
+        outbound = Outbound.from_payload(payload)
+        outbound.chat_id = chat_id  # a broadcast's payload is one for all its recipients
+        return await target.send(outbound)
 
     async def staff_menus(self, channel: str) -> dict[str, list[tuple[str, str]]]:
         async with self.sessions() as session:

@@ -187,6 +187,8 @@ class Dispatcher:
             log.info(
                 "outbox.failed",
                 outbox_id=message.id,
+                channel=message.channel,
+                chat_id=message.chat_id,
                 reason=str(failure),
                 retry_in=failure.retry_in,
             )
