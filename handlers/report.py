@@ -574,6 +574,8 @@ def _media_problem_text(ctx: FlowContext, problem: MediaProblem) -> str:
         return _(
             "This picture is too big to process. Please send an ordinary photo taken with a phone."
         )
+    if problem is MediaProblem.UNAVAILABLE:
+        return _("I could not receive this photo. Please send it again.")
     return _(
         "This file is not a photo I can use (videos, PDFs and other files are not "
         "accepted). Please send a photo."

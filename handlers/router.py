@@ -41,12 +41,20 @@ COMMAND_FLOWS: dict[str, Flow] = {
     "status": myreports.show_status,
     "queue": moderation.queue_command,
     "history": moderation.history_command,
+    "duyet": moderation.approve_command,
+    "approve": moderation.approve_command,
+    "tuchoi": moderation.reject_command,
+    "reject": moderation.reject_command,
+    "bosung": moderation.ask_command,
+    "askmore": moderation.ask_command,
     "grant": admin.grant,
     "revoke": admin.revoke,
     "ban": admin.ban_command,
     "unban": admin.unban_command,
 }
-GROUP_COMMANDS = frozenset({"queue", "history"})
+GROUP_COMMANDS = frozenset(
+    {"queue", "history", "duyet", "approve", "tuchoi", "reject", "bosung", "askmore"}
+)
 """What a moderators' group may ask; everything else said in a group is not for the bot."""
 
 MENU_FLOWS: dict[str, Flow] = {

@@ -74,3 +74,15 @@ class ReplySender:
         pending = list(self._pending.values())
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut text into messages of at most `limit` characters, at line breaks where possible."""
+    chunks: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > limit // 2 else limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    chunks.append(text)
+    return chunks
