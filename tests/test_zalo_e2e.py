@@ -27,8 +27,10 @@ from models.tables import (
     ReportStatus,
     Role,
 )
+from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_api import FakeZalo, ZaloUser
 from tests.images import jpeg
+from tests.test_moderation_e2e import GROUP, card_in, data_of
 from tests.webchat import free_port
 
 TOKEN = "7000000000000000001:zAlO-sEcReT-tOkEn-value"
@@ -301,3 +303,31 @@ async def test_signed_media_urls(settings: Settings, zalo: FakeZalo) -> None:
             for refused in (expired, tampered, later, other):
                 async with http.get(refused) as response:
                     assert response.status == 403, refused
+
+
+async def test_telegram_moderator_approves_a_zalo_report(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    async with FakeTelegram() as telegram:
+        config = zalo_settings(
+            settings,
+            zalo,
+            telegram_bot_token="42:TOKEN",
+            telegram_api_base_url=telegram.base_url,
+            telegram_moderation_chat_id=str(GROUP),
+        )
+        async with running(config) as runtime:
+            await grant(runtime, "telegram", "601")
+            reporter = zalo.user("u-zalo-reporter")
+            code = await report_on_zalo(reporter, "Hà Thị Lụa")
+            card = await card_in(telegram, GROUP, code)
+            assert "Hà Thị Lụa" in (card.plain_text or "")
+            moderator = telegram.user(user_id=601, first_name="Cán bộ Tâm", chat_id=GROUP)
+            await moderator.press(data_of(card, "m:ap:"))
+            await zalo.wait_until(
+                lambda: "đã được Hội đồng duyệt" in reporter.inbox[-1].text,
+                what="the approval notice on Zalo",
+            )
+            assert code in reporter.inbox[-1].text
+            [report] = await reports(runtime)
+            assert report.status == ReportStatus.APPROVED
