@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
+from aiohttp import web
 
 from handlers.messages import Capabilities, Inbound, Outbound
 from scheduler.outbox import DeliveryFailed
@@ -86,3 +88,9 @@ def split_text(text: str, limit: int) -> list[str]:
         text = text[cut:].lstrip("\n")
     chunks.append(text)
     return chunks
+
+
+def secret_matches(request: web.Request, header: str, secret: str | None) -> bool:
+    """The webhook request carries `secret` in `header` (compared in constant time)."""
+    given = request.headers.get(header, "")
+    return bool(secret) and hmac.compare_digest(given.encode(), (secret or "").encode())

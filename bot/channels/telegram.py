@@ -8,7 +8,6 @@ the Bot API (HTML parse mode: the flows escape user text).
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -38,7 +37,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.base import InboundHandler, ReplySender, split_text
+from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from handlers.basics import COMMANDS
@@ -176,10 +175,7 @@ class TelegramChannel:
         return web.post(path, self._on_webhook)
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
-        given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
-        if not self._webhook_secret or not hmac.compare_digest(
-            given.encode(), self._webhook_secret.encode()
-        ):
+        if not secret_matches(request, WEBHOOK_SECRET_HEADER, self._webhook_secret):
             log.warning("telegram.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
         try:

@@ -11,7 +11,6 @@ handled in the background, one at a time per chat.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bot.channels.base import InboundHandler, ReplySender, split_text
+from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
@@ -124,10 +123,7 @@ class ZaloChannel:
         return web.post(path, self._on_webhook)
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
-        given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
-        if not self._webhook_secret or not hmac.compare_digest(
-            given.encode(), self._webhook_secret.encode()
-        ):
+        if not secret_matches(request, WEBHOOK_SECRET_HEADER, self._webhook_secret):
             log.warning("zalo.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
         try:
