@@ -51,7 +51,6 @@ async def test_client_errors_never_carry_the_token(zalo: FakeZalo) -> None:
     echoing = ZaloClient(TOKEN, zalo.base_url)
     zalo.fail_next("getMe", status=500, description=f"bad path /bot{TOKEN}/getMe")
     for client in (unreachable, echoing):
-        await client.open()
         try:
             with pytest.raises(ZaloApiError) as caught:
                 await client.get_me()
@@ -64,7 +63,6 @@ async def test_client_errors_never_carry_the_token(zalo: FakeZalo) -> None:
 
 async def test_send_photo_needs_a_url(zalo: FakeZalo) -> None:
     client = ZaloClient(TOKEN, zalo.base_url)
-    await client.open()
     try:
         with pytest.raises(ZaloApiError) as caught:
             await client.send_photo("u-1", "photos/anh.jpg")

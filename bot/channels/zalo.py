@@ -98,7 +98,6 @@ class ZaloChannel:
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.client.open()
         me = await self.client.get_me()
         log.info("zalo.connected", bot_id=me.get("id"), name=me.get("account_name"))
         if self._webhook_url:
@@ -160,6 +159,7 @@ class ZaloChannel:
         if not fresh:
             log.info("zalo.update.duplicate", message_id=str(message["message_id"]))
             return
+        log.info("zalo.message.received", chat_id=_field(message, "chat", "id"))
         task = asyncio.create_task(self._process(update))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

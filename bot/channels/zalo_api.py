@@ -44,12 +44,6 @@ class ZaloClient:
     def __repr__(self) -> str:
         return f"ZaloClient(base_url={self._base_url!r})"
 
-    async def open(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -147,8 +141,11 @@ class ZaloClient:
         )
 
     def _open_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("ZaloClient.open() was not called")
+        """The connection pool, opened on first use (a webhook may arrive before start)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout)
+            )
         return self._session
 
     def _masked(self, text: str) -> str:
