@@ -596,10 +596,16 @@ async def _on_contact(ctx: FlowContext, step: Step) -> None:
 
 
 async def _on_unsupported(ctx: FlowContext, step: Step) -> None:
+    refuse_unsupported(ctx)
+    await _prompt(ctx, step)
+
+
+def refuse_unsupported(ctx: FlowContext, buttons: list[list[Button]] | None = None) -> None:
+    """A sticker, a voice note, a video…: say, by its name, that it cannot be used."""
     _ = ctx._
     kind = UNSUPPORTED_NAMES.get(ctx.inbound.unsupported_type, N_("this kind of message"))
-    ctx.say(fmt(_("Sorry, I can't use {kind} here. Please send text or photos."), kind=_(kind)))
-    await _prompt(ctx, step)
+    text = fmt(_("Sorry, I can't use {kind} here. Please send text or photos."), kind=_(kind))
+    ctx.say(text, buttons)
 
 
 # ---- summary and confirmation ------------------------------------------------------------

@@ -154,6 +154,8 @@ async def route(ctx: FlowContext) -> None:
         ctx.say(
             ctx._("To send photos of a good deed, start a report first."), basics.main_menu(ctx)
         )
+    elif inbound.kind is InboundKind.UNSUPPORTED:
+        report.refuse_unsupported(ctx, basics.main_menu(ctx))
     else:
         await basics.idle_hint(ctx)
 

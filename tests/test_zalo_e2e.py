@@ -156,6 +156,9 @@ async def test_menu_answer_survives_a_restart(settings: Settings, zalo: FakeZalo
 async def test_bad_inputs_get_clear_messages(settings: Settings, zalo: FakeZalo) -> None:
     async with running(zalo_settings(settings, zalo)):
         user = zalo.user("u-bad-inputs")
+        await user.send_sticker()
+        idle = await _last(user)
+        assert "không dùng được nhãn dán" in idle and "1. 📝" in idle
         kind = await user.reply("/report")
         assert "1 đến 2" in await user.reply("7")
         await user.send_sticker()
