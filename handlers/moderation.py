@@ -60,6 +60,11 @@ PROMPTS = {
 }
 PROMPT_LIMITS = {"reject": 1000, "ask": 1000, "duplicate": 40, "headline": 200, "story": 3000}
 """Longest text each prompt accepts (the columns' sizes, with room to spare)."""
+COMMAND_EXAMPLES = {
+    Action.REJECT: N_("the facts could not be verified"),
+    Action.ASK: N_("who else saw it?"),
+}
+"""What follows the code in the example of a typed command's usage."""
 
 
 def _is_number(text: str) -> bool:
@@ -380,12 +385,6 @@ async def _command_target(ctx: FlowContext, action: Action) -> tuple[Report, str
         )
         return None
     return report, " ".join(rest.split())
-
-
-COMMAND_EXAMPLES = {
-    Action.REJECT: N_("the facts could not be verified"),
-    Action.ASK: N_("who else saw it?"),
-}
 
 
 # ---- the rules applied, and refusals explained ----------------------------------------------
