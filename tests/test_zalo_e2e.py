@@ -138,6 +138,7 @@ async def test_citizen_reports_with_two_photos_through_numbered_menus(
     if mode == "webhook":
         [registration] = zalo.calls_to("setWebhook")
         assert registration.params["secret_token"] == SECRET
+        assert zalo.calls_to("getWebhookInfo")
         assert {delivery.status for delivery in zalo.state.deliveries} == {200}
     else:
         assert zalo.calls_to("deleteWebhook") and zalo.calls_to("getUpdates")

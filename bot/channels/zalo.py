@@ -103,6 +103,8 @@ class ZaloChannel:
         if self._webhook_url:
             assert self._webhook_secret is not None
             await self.client.set_webhook(self._webhook_url, self._webhook_secret)
+            info = await self.client.get_webhook_info()
+            log.info("zalo.webhook.set", url=info.get("url"))
         else:
             await self.client.delete_webhook()
             self._poller = asyncio.create_task(self._poll())
