@@ -24,9 +24,12 @@ from bot import db
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel, build_application
 from bot.channels.web import SANDBOX_GRANTOR, WebChatChannel, load_or_create_secret
+from bot.channels.zalo import ZaloChannel
+from bot.channels.zalo_api import ZaloClient
 from bot.i18n import load_translations
 from bot.leader import Leadership
 from bot.media import ImageStore
+from bot.media_urls import MediaUrls
 from bot.server import build_web_app
 from bot.settings import Settings
 from handlers.broadcasting import digest_tick, publication_tick, report_progress, start_due
@@ -202,6 +205,8 @@ class Runtime:
             limiters["telegram"] = RateLimiter(
                 Limits(per_second=self.settings.telegram_broadcast_rate)
             )
+        if "zalo" in self.channels:
+            limiters["zalo"] = RateLimiter(Limits(per_second=self.settings.zalo_broadcast_rate))
         return Dispatcher(
             self.sessions,
             self.send_payload,
@@ -291,6 +296,9 @@ def build_runtime(settings: Settings) -> Runtime:
     if settings.telegram_bot_token is not None:
         telegram = _build_telegram(settings, runtime, handle)
         runtime.channels[telegram.name] = telegram
+    if settings.zalo_bot_token is not None:
+        zalo = _build_zalo(settings, runtime, handle)
+        runtime.channels[zalo.name] = zalo
     web_chat = _build_web_chat(
         settings, runtime, handle, sandbox=settings.sandbox or not runtime.channels
     )
@@ -303,15 +311,12 @@ def _build_web_chat(
     settings: Settings, runtime: Runtime, handle: Any, *, sandbox: bool
 ) -> WebChatChannel:
     """The built-in web chat: always on; a sandbox with personas when nothing else runs."""
-    secret = settings.web_chat_secret
     return WebChatChannel(
         handle,
         runtime.sessions,
         runtime.services.media,
         dict(runtime.services.translations),
-        secret=load_or_create_secret(
-            secret.get_secret_value() if secret else None, settings.media_dir.parent
-        ),
+        secret=_server_secret(settings),
         default_locale=settings.default_locale,
         sandbox=sandbox,
         allowed_origins=settings.web_allowed_origins,
@@ -350,6 +355,56 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
     return channel
 
 
+def _server_secret(settings: Settings) -> bytes:
+    """Signs the web chat's cookies and the media addresses (derived keys for each)."""
+    secret = settings.web_chat_secret
+    return load_or_create_secret(
+        secret.get_secret_value() if secret else None, settings.media_dir.parent
+    )
+
+
+def _build_zalo(settings: Settings, runtime: Runtime, handle: Any) -> ZaloChannel:
+    assert settings.zalo_bot_token is not None
+    secret = settings.zalo_webhook_secret
+    if settings.zalo_webhook_mode and (secret is None or len(secret.get_secret_value()) < 8):
+        raise ConfigurationError(
+            "ZALO_WEBHOOK_URL is set but ZALO_WEBHOOK_SECRET is not (or is shorter than 8 "
+            "characters): set a long random secret (for example `openssl rand -hex 32`)."
+        )
+    media_urls = MediaUrls(
+        runtime.services.media,
+        _server_secret(settings),
+        _public_base_url(settings),
+        timedelta(hours=settings.media_url_valid_hours),
+    )
+    channel = ZaloChannel(
+        ZaloClient(settings.zalo_bot_token.get_secret_value(), settings.zalo_api_base_url),
+        handle,
+        runtime.sessions,
+        media_urls,
+        dict(runtime.services.translations),
+        settings.default_locale,
+        webhook_url=settings.zalo_webhook_url,
+        webhook_secret=secret.get_secret_value() if secret else None,
+    )
+    runtime.routes.append(media_urls.route())
+    if settings.zalo_webhook_url:
+        path = urlsplit(settings.zalo_webhook_url).path or "/zalo/webhook"
+        runtime.routes.append(channel.webhook_route(path))
+    return channel
+
+
+def _public_base_url(settings: Settings) -> str:
+    """Where Zalo fetches the photos the bot sends: PUBLIC_BASE_URL, else the webhook's host."""
+    if settings.public_base_url:
+        return settings.public_base_url
+    if settings.zalo_webhook_url:
+        parts = urlsplit(settings.zalo_webhook_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    log.warning("zalo.public_base_url.unset", hint="Zalo cannot fetch photos from this address")
+    return f"http://{settings.http_host}:{settings.http_port}"
+
+
 async def bootstrap_admins(sessions: SessionFactory, admin_ids: list[str]) -> None:
     """Grant `admin` to each `channel:id` of ADMIN_IDS (idempotent)."""
     async with sessions() as session, session.begin():
@@ -378,7 +433,13 @@ async def run(settings: Settings) -> None:
 
 def _announce(runtime: Runtime) -> None:
     settings = runtime.settings
-    mode = "webhook" if settings.telegram_webhook_mode else "polling"
+    modes = {
+        name: "webhook" if webhook else "polling"
+        for name, webhook in (
+            ("telegram", settings.telegram_webhook_mode),
+            ("zalo", settings.zalo_webhook_mode),
+        )
+    }
     base = f"http://{settings.http_host}:{settings.http_port}"
     print(
         f"Gương Sáng is running. Province: {runtime.services.communes.province_name} "
@@ -390,13 +451,14 @@ def _announce(runtime: Runtime) -> None:
             sandbox = " — sandbox: play every role" if channel.sandbox else ""
             print(f"  channel  : web chat at {base}/chat{sandbox}")
         else:
-            print(f"  channel  : {name} ({mode})")
+            print(f"  channel  : {name} ({modes[name]})")
     print(f"  health   : {base}/healthz")
     print("Press Ctrl+C to stop.", flush=True)
     log.info(
         "started",
         channels=sorted(runtime.channels),
-        telegram_mode=mode if "telegram" in runtime.channels else None,
+        telegram_mode=modes["telegram"] if "telegram" in runtime.channels else None,
+        zalo_mode=modes["zalo"] if "zalo" in runtime.channels else None,
         database=make_url(settings.database_url).get_backend_name(),
     )
 

@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bot import db, operations
 from bot.app import ConfigurationError, run
 from bot.logs import configure_logging
@@ -47,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print("The configuration is not valid (see .env.example):", file=sys.stderr)
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]).upper()
+            print(f"  {where or 'settings'}: {problem['msg']}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_json)
     try:
         if args.command == "run":

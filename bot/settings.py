@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     telegram_broadcast_rate: float = Field(default=30.0, gt=0, le=1000)
     telegram_paid_broadcast: bool = False
 
+    zalo_bot_token: SecretStr | None = None
+    zalo_api_base_url: str = "https://bot-api.zaloplatforms.com"
+    zalo_webhook_url: str | None = None
+    zalo_webhook_secret: SecretStr | None = None
+    zalo_broadcast_rate: float = Field(default=5.0, gt=0)
+    public_base_url: str | None = None
+    media_url_valid_hours: float = Field(default=72.0, gt=0)
+
     approvals_required: int = Field(default=1, ge=1, le=5)
     claim_minutes: int = 30
     moderation_target_hours: float = 48.0
@@ -99,3 +107,7 @@ class Settings(BaseSettings):
     @property
     def telegram_webhook_mode(self) -> bool:
         return bool(self.telegram_webhook_url)
+
+    @property
+    def zalo_webhook_mode(self) -> bool:
+        return bool(self.zalo_webhook_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers.context import FlowContext
 from handlers.messages import Button
 from handlers.text import N_, fmt
+from models.tables import Role
 
 LOCALES = {"vi": "Tiếng Việt", "en": "English"}
 
@@ -26,6 +27,12 @@ MODERATOR_COMMANDS: list[tuple[str, str]] = [
     ("queue", N_("Reports waiting for review")),
     ("history", N_("History of a report: /history CODE")),
 ]
+DECISION_COMMANDS: list[tuple[str, str]] = [
+    ("duyet", N_("Approve a report: /duyet CODE")),
+    ("tuchoi", N_("Reject a report with a reason: /tuchoi CODE reason")),
+    ("bosung", N_("Ask the reporter for more: /bosung CODE question")),
+]
+"""Decisions typed instead of pressed (the way to decide on channels without buttons)."""
 ADMIN_COMMANDS: list[tuple[str, str]] = [
     ("grant", N_("Grant a role: /grant channel:id role")),
     ("revoke", N_("Revoke a role: /revoke channel:id role")),
@@ -81,6 +88,12 @@ async def show_help(ctx: FlowContext) -> None:
             "an unfinished report is kept for a while so you can continue later."
         )
     )
+    if ctx.roles & {Role.MODERATOR, Role.ADMIN}:
+        staff = MODERATOR_COMMANDS + DECISION_COMMANDS
+        staff += ADMIN_COMMANDS if Role.ADMIN in ctx.roles else []
+        lines += ["", _("<b>For the council</b>")]
+        lines += [f"/{name} — {_(description)}" for name, description in staff]
+        lines.append(_("In English: /approve, /reject and /askmore do the same."))
     ctx.say("\n".join(lines), main_menu(ctx))
 
 

@@ -61,6 +61,11 @@ PROMPTS = {
 }
 PROMPT_LIMITS = {"reject": 1000, "ask": 1000, "duplicate": 40, "headline": 200, "story": 3000}
 """Longest text each prompt accepts (the columns' sizes, with room to spare)."""
+COMMAND_EXAMPLES = {
+    Action.REJECT: N_("the facts could not be verified"),
+    Action.ASK: N_("who else saw it?"),
+}
+"""What follows the code in the example of a typed command's usage."""
 
 
 def _is_number(text: str) -> bool:
@@ -210,16 +215,7 @@ async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
     if not text:
         ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
         return
-    limit = PROMPT_LIMITS.get(pending.action, 1000)
-    if len(text) > limit:
-        ctx.say(
-            fmt(
-                ctx._("That is too long: at most {max} characters, please (yours has {count})."),
-                max=limit,
-                count=len(text),
-            ),
-            force_reply=True,
-        )
+    if _too_long(ctx, pending.action, text):
         return
     assert ctx.person.id is not None
     await clear_input(ctx.session, ctx.person.id, ctx.inbound.chat_id)
@@ -258,6 +254,22 @@ async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
                     code=outcome.report.code,
                 )
             )
+
+
+def _too_long(ctx: FlowContext, action: str, text: str) -> bool:
+    """Say so when `text` is longer than the prompt of `action` accepts."""
+    limit = PROMPT_LIMITS.get(action, 1000)
+    if len(text) <= limit:
+        return False
+    ctx.say(
+        fmt(
+            ctx._("That is too long: at most {max} characters, please (yours has {count})."),
+            max=limit,
+            count=len(text),
+        ),
+        force_reply=True,
+    )
+    return True
 
 
 async def _ask(ctx: FlowContext, report_id: int, version: int, text: str) -> None:
@@ -314,6 +326,66 @@ async def _mark_duplicate(ctx: FlowContext, report_id: int, version: int, code: 
             original=original.code,
         )
     )
+
+
+# ---- typed commands: /duyet, /tuchoi, /bosung (and /approve, /reject, /askmore) ------------
+#
+# The same decisions as the card's buttons, for every channel, and the way to decide on
+# channels without buttons. A command names the report by its code and acts on the report
+# as it stands (its current content version); without a reason or a question it opens the
+# same prompt as the button.
+
+
+async def approve_command(ctx: FlowContext) -> None:
+    target = await _command_target(ctx, Action.APPROVE)
+    if target is not None:
+        report, _rest = target
+        assert report.id is not None
+        await _approve(ctx, report.id, report.content_version, [])
+
+
+async def reject_command(ctx: FlowContext) -> None:
+    await _decide_with_text(ctx, "reject", Action.REJECT, _reject)
+
+
+async def ask_command(ctx: FlowContext) -> None:
+    await _decide_with_text(ctx, "ask", Action.ASK, _ask)
+
+
+async def _decide_with_text(
+    ctx: FlowContext,
+    prompt: str,
+    action: Action,
+    decide: Callable[[FlowContext, int, int, str], Awaitable[None]],
+) -> None:
+    target = await _command_target(ctx, action)
+    if target is None:
+        return
+    report, text = target
+    assert report.id is not None
+    if not text:
+        await _prompting(prompt, action)(ctx, report.id, report.content_version, [])
+    elif not _too_long(ctx, prompt, text):
+        await decide(ctx, report.id, report.content_version, text)
+
+
+async def _command_target(ctx: FlowContext, action: Action) -> tuple[Report, str] | None:
+    """The report the command names, and the text after its code (spaces tidied)."""
+    if not _may_moderate(ctx):
+        await _refuse(ctx, Outcome(None, Refusal.NOT_ALLOWED), action)
+        return None
+    code, _, rest = ctx.inbound.args.strip().partition(" ")
+    report = await report_by_code(ctx.session, code) if code else None
+    if report is None:
+        example = COMMAND_EXAMPLES.get(action, "")
+        ctx.say(
+            fmt(
+                ctx._("Send the report's code after the command, for example: {example}"),
+                example=f"/{ctx.inbound.command} GS-2026-000123 {ctx._(example)}".strip(),
+            )
+        )
+        return None
+    return report, " ".join(rest.split())
 
 
 # ---- the rules applied, and refusals explained ----------------------------------------------

@@ -17,6 +17,8 @@ class MediaProblem(StrEnum):
     TOO_LARGE = "too_large"
     NOT_AN_IMAGE = "not_an_image"
     TOO_MANY_PIXELS = "too_many_pixels"
+    UNAVAILABLE = "unavailable"
+    """The platform no longer had the file (an expired link) or could not be reached."""
 
 
 class MediaRejected(Exception):

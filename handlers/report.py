@@ -589,6 +589,8 @@ def _media_problem_text(ctx: FlowContext, problem: MediaProblem) -> str:
         return _(
             "This picture is too big to process. Please send an ordinary photo taken with a phone."
         )
+    if problem is MediaProblem.UNAVAILABLE:
+        return _("I could not receive this photo. Please send it again.")
     return _(
         "This file is not a photo I can use (videos, PDFs and other files are not "
         "accepted). Please send a photo."
@@ -609,10 +611,16 @@ async def _on_contact(ctx: FlowContext, step: Step) -> None:
 
 
 async def _on_unsupported(ctx: FlowContext, step: Step) -> None:
+    refuse_unsupported(ctx)
+    await _prompt(ctx, step)
+
+
+def refuse_unsupported(ctx: FlowContext, buttons: list[list[Button]] | None = None) -> None:
+    """A sticker, a voice note, a video…: say, by its name, that it cannot be used."""
     _ = ctx._
     kind = UNSUPPORTED_NAMES.get(ctx.inbound.unsupported_type, N_("this kind of message"))
-    ctx.say(fmt(_("Sorry, I can't use {kind} here. Please send text or photos."), kind=_(kind)))
-    await _prompt(ctx, step)
+    text = fmt(_("Sorry, I can't use {kind} here. Please send text or photos."), kind=_(kind))
+    ctx.say(text, buttons)
 
 
 # ---- summary and confirmation ------------------------------------------------------------

@@ -51,6 +51,12 @@ COMMAND_FLOWS: dict[str, Flow] = {
     "status": myreports.show_status,
     "queue": moderation.queue_command,
     "history": moderation.history_command,
+    "duyet": moderation.approve_command,
+    "approve": moderation.approve_command,
+    "tuchoi": moderation.reject_command,
+    "reject": moderation.reject_command,
+    "bosung": moderation.ask_command,
+    "askmore": moderation.ask_command,
     "grant": admin.grant,
     "revoke": admin.revoke,
     "ban": admin.ban_command,
@@ -63,7 +69,9 @@ COMMAND_FLOWS: dict[str, Flow] = {
     "announce": announcements.announce,
     "broadcasts": announcements.list_broadcasts,
 }
-GROUP_COMMANDS = frozenset({"queue", "history"})
+GROUP_COMMANDS = frozenset(
+    {"queue", "history", "duyet", "approve", "tuchoi", "reject", "bosung", "askmore"}
+)
 """What a moderators' group may ask; everything else said in a group is not for the bot."""
 
 MENU_FLOWS: dict[str, Flow] = {
@@ -173,6 +181,8 @@ async def route(ctx: FlowContext) -> None:
         ctx.say(
             ctx._("To send photos of a good deed, start a report first."), basics.main_menu(ctx)
         )
+    elif inbound.kind is InboundKind.UNSUPPORTED:
+        report.refuse_unsupported(ctx, basics.main_menu(ctx))
     else:
         await basics.idle_hint(ctx)
 

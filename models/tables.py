@@ -456,3 +456,31 @@ class Broadcast(SQLModel, table=True):
 
 
 Index("ix_broadcast_due", col(Broadcast.status), col(Broadcast.scheduled_at))
+
+
+class NumberedMenu(SQLModel, table=True):
+    """The options of the last message sent to a chat of a channel without buttons (Zalo).
+
+    A reply "2" means the second option. Kept here, not in memory, so that a restart
+    between the question and the answer loses nothing.
+    """
+
+    __tablename__ = "numbered_menu"
+
+    channel: str = Field(max_length=16, primary_key=True)
+    chat_id: str = Field(max_length=64, primary_key=True)
+    options: list[list[str]] = Field(sa_column=Column(JSON, nullable=False))
+    """[label, payload] pairs, in the order shown."""
+    updated_at: datetime = _timestamp()
+
+
+class InboundReceipt(SQLModel, table=True):
+    """A platform message already taken in: a second delivery of it is ignored."""
+
+    __tablename__ = "inbound_receipt"
+    __table_args__ = (UniqueConstraint("channel", "message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    message_id: str = Field(max_length=128)
+    received_at: datetime = _timestamp(index=True)

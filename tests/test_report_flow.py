@@ -46,7 +46,14 @@ async def test_start_greets_in_vietnamese_with_a_menu(chat: FakeChat) -> None:
     assert "Gương Sáng" in chat.said()
     assert "r:" not in chat.said()
     payloads = [b.payload for o in chat.last for row in o.buttons for b in row]
-    assert payloads == ["menu:report", "menu:myreports", "menu:help", "menu:lang"]
+    assert payloads == [
+        "menu:report",
+        "menu:myreports",
+        "menu:movements",
+        "menu:subscribe",
+        "menu:help",
+        "menu:lang",
+    ]
 
 
 async def test_full_anonymous_report_with_photos(chat: FakeChat, sessions: SessionFactory) -> None:

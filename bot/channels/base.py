@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
+from aiohttp import web
 
 from handlers.messages import Capabilities, Inbound, Outbound
 from scheduler.dispatcher import DeliveryFailed
@@ -78,3 +80,21 @@ class ReplySender:
         pending = list(self._pending.values())
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut text into messages of at most `limit` characters, at line breaks where possible."""
+    chunks: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > limit // 2 else limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    chunks.append(text)
+    return chunks
+
+
+def secret_matches(request: web.Request, header: str, secret: str | None) -> bool:
+    """The webhook request carries `secret` in `header` (compared in constant time)."""
+    given = request.headers.get(header, "")
+    return bool(secret) and hmac.compare_digest(given.encode(), (secret or "").encode())

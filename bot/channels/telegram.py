@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -39,7 +38,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.base import InboundHandler, ReplySender
+from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from handlers.basics import COMMANDS
@@ -181,10 +180,7 @@ class TelegramChannel:
         return web.post(path, self._on_webhook)
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
-        given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
-        if not self._webhook_secret or not hmac.compare_digest(
-            given.encode(), self._webhook_secret.encode()
-        ):
+        if not secret_matches(request, WEBHOOK_SECRET_HEADER, self._webhook_secret):
             log.warning("telegram.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
         try:
@@ -365,7 +361,7 @@ class TelegramChannel:
             await self.application.bot.edit_message_text(
                 chat_id=outbound.chat_id,
                 message_id=int(outbound.edit_message_id),
-                text=_split(outbound.text, CAPABILITIES.max_text_length)[0],
+                text=split_text(outbound.text, CAPABILITIES.max_text_length)[0],
                 parse_mode=ParseMode.HTML,
                 reply_markup=_markup(outbound),
                 disable_web_page_preview=True,
@@ -376,7 +372,7 @@ class TelegramChannel:
         return outbound.edit_message_id
 
     async def _send_text(self, outbound: Outbound) -> str:
-        chunks = _split(outbound.text, CAPABILITIES.max_text_length)
+        chunks = split_text(outbound.text, CAPABILITIES.max_text_length)
         message_id = ""
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
@@ -463,18 +459,6 @@ def _markup(
     if outbound.force_reply:
         return ForceReply()
     return None
-
-
-def _split(text: str, limit: int) -> list[str]:
-    """Cut text into messages of at most `limit` characters, at line breaks where possible."""
-    chunks: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > limit // 2 else limit
-        chunks.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    chunks.append(text)
-    return chunks
 
 
 def _seconds(retry_after: object) -> float:
