@@ -855,7 +855,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="write a cProfile of our dispatching (the 1,000/s phase) to this file",
+        help="write a cProfile of our dispatching in one phase (--profile-phase) to this file",
     )
     parser.add_argument(
         "--profile-phase",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from sqlmodel import col, func, select
 
 from bot.app import Runtime, build_runtime
 from bot.settings import Settings
+from handlers.broadcasting import publish_approved, start_due
 from models.people import grant_role
 from models.tables import (
     AuditEntry,
@@ -335,3 +337,51 @@ async def test_telegram_moderator_approves_a_zalo_report(
             assert code in reporter.inbox[-1].text
             [report] = await reports(runtime)
             assert report.status == ReportStatus.APPROVED
+
+
+async def test_a_zalo_story_reaches_telegram_and_zalo_subscribers_with_photos(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    """The issue's whole path: report on Zalo, approve on Telegram, publish to both."""
+    async with FakeTelegram() as telegram:
+        config = zalo_settings(
+            settings,
+            zalo,
+            telegram_bot_token="42:TOKEN",
+            telegram_api_base_url=telegram.base_url,
+            telegram_moderation_chat_id=str(GROUP),
+        )
+        async with running(config) as runtime:
+            await grant(runtime, "telegram", "601")
+            zalo_subscriber = zalo.user("u-zalo-subscriber")
+            assert "đăng ký nhận tin" in await zalo_subscriber.reply("/subscribe")
+            telegram_subscriber = telegram.user(user_id=3301)
+            await telegram_subscriber.send_text("/subscribe")
+            await telegram_subscriber.wait_for_messages(2)
+
+            reporter = zalo.user("u-zalo-reporter")
+            code = await report_on_zalo(reporter, "Vi Thị Hạnh")
+            card = await card_in(telegram, GROUP, code)
+            moderator = telegram.user(user_id=601, first_name="Cán bộ Tâm", chat_id=GROUP)
+            await moderator.press(data_of(card, "m:ap:"))
+            await zalo.wait_until(
+                lambda: "đã được Hội đồng duyệt" in reporter.inbox[-1].text,
+                what="the approval notice",
+            )
+            async with runtime.sessions() as session, session.begin():  # guongsang publish --now
+                assert len(await publish_approved(session, datetime.now(UTC), None)) == 1
+            assert await start_due(runtime.services, runtime.sessions, datetime.now(UTC)) == 1
+
+            def zalo_story() -> list[str]:
+                return [m.text for m in zalo_subscriber.inbox if code in m.text]
+
+            await zalo.wait_until(lambda: bool(zalo_story()), what="the story on Zalo")
+            photos = [m for m in zalo_subscriber.inbox if m.photo_url]
+            assert len(photos) == 2 and {m.photo_status for m in photos} == {200}
+            assert "Vi Thị Hạnh" in zalo_story()[0] and "<b>" not in zalo_story()[0]
+            await telegram.wait_until(
+                lambda: any(code in (m.plain_text or "") for m in telegram_subscriber.inbox),
+                what="the story on Telegram",
+            )
+            albums = [m for m in telegram_subscriber.inbox if m.media]
+            assert len(albums) == 2, "both photos, as an album"
