@@ -439,7 +439,6 @@ async def scratch_database(database_url: str | None, workdir: Path) -> AsyncIter
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
         raise BenchError("--database-url must be a postgresql+asyncpg:// URL")
-
     name = f"gs_bench_{uuid.uuid4().hex[:12]}"
     args = _maintenance_connection_args(database_url)
     connection = await asyncpg.connect(**args)
@@ -459,7 +458,6 @@ async def scratch_database(database_url: str | None, workdir: Path) -> AsyncIter
 
 async def add_subscribers(database_url: str, chat_ids: list[int], sample: int) -> None:
     """Persons and their subscriptions, in bulk; the first `sample` in the sample's commune."""
-
     now = datetime.now(UTC)
     engine = db.make_engine(database_url)
     try:

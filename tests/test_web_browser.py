@@ -180,3 +180,36 @@ async def test_sandbox_moderator_approves_in_the_browser(browser: Browser, bot: 
     await expect(card.get_by_role("button", name="📜 Lịch sử")).to_be_visible(timeout=15000)
     await expect(last_bot_message(citizen)).to_contain_text("duyệt", timeout=15000)
     await screenshot(moderator, "07-card-after-approval")
+
+
+async def test_sandbox_admin_announces_and_the_subscriber_receives_it(
+    browser: Browser, bot: Runtime
+) -> None:
+    context = await browser.new_context(viewport=PHONE, device_scale_factor=2, locale="vi-VN")
+    subscriber = await context.new_page()
+    await subscriber.goto(f"{base_url(bot)}/chat?as=subscriber")
+    await expect(last_bot_message(subscriber)).to_contain_text("Chào mừng")
+    await subscriber.get_by_role("button", name="🔔 Đăng ký nhận tin").click()
+    await expect(last_bot_message(subscriber)).to_contain_text("Đăng ký nhận tin của bạn")
+    await screenshot(subscriber, "08-subscriber-settings")
+
+    admin = await context.new_page()
+    await admin.goto(f"{base_url(bot)}/chat?as=admin")
+    await expect(last_bot_message(admin)).to_contain_text("Chào mừng")
+    composer = admin.get_by_role("textbox")
+    await composer.fill("/announce")
+    await composer.press("Enter")
+    await expect(last_bot_message(admin)).to_contain_text("nội dung thông báo")
+    await composer.fill("Mời bà con gửi gương người tốt, việc tốt của thôn mình trước ngày 31/12.")
+    await composer.press("Enter")
+    await last_bot_message(admin).get_by_role("button", name="Bỏ qua").click()
+    await last_bot_message(admin).get_by_role("button", name="Tất cả người nhận tin").click()
+    await last_bot_message(admin).get_by_role("button", name="🗺️ Cả tỉnh").click()
+    await expect(last_bot_message(admin)).to_contain_text("Gửi ngay")
+    await screenshot(admin, "09-announcement-preview")
+    await last_bot_message(admin).get_by_role("button", name="📣 Gửi ngay").click()
+
+    announcement = subscriber.locator("li.msg.bot").filter(has_text="trước ngày 31/12")
+    await expect(announcement).to_have_count(1, timeout=20000)
+    await screenshot(subscriber, "10-announcement-received")
+    await expect(last_bot_message(admin)).to_contain_text("đã xong", timeout=20000)

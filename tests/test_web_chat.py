@@ -121,6 +121,7 @@ async def test_sandbox_personas_are_separate_people(bot: Runtime) -> None:
             "citizen2",
             "moderator",
             "subscriber",
+            "admin",
         ]
         await citizen.say("/report")
         await moderator.open()

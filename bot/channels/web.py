@@ -75,6 +75,7 @@ SANDBOX_PERSONAS = (
     Persona("citizen2", N_("Second citizen")),
     Persona("moderator", N_("Moderator"), Role.MODERATOR),
     Persona("subscriber", N_("Subscriber")),
+    Persona("admin", N_("Administrator"), Role.ADMIN),
 )
 
 UI_TEXTS = {
