@@ -235,15 +235,19 @@ async def report_progress(
         for broadcast in await broadcasts_in(session, frozenset({BroadcastStatus.RUNNING})):
             assert broadcast.id is not None
             counts = await delivery_counts(session, broadcast.id)
-            if counts[OutboxStatus.PENDING] + counts[OutboxStatus.SENDING] == 0:
+            chats = [
+                (index, chat)
+                for index, chat in enumerate(broadcast.progress_chats)
+                if (chat["channel"], chat["chat_id"]) not in busy
+            ]
+            busy.update((chat["channel"], chat["chat_id"]) for _, chat in chats)
+            finished = counts[OutboxStatus.PENDING] + counts[OutboxStatus.SENDING] == 0
+            if finished and len(chats) == len(broadcast.progress_chats):
+                # Done once every progress message can show the final report now.
                 broadcast.status, broadcast.finished_at = BroadcastStatus.DONE, now
                 session.add(broadcast)
                 log.info("broadcast.finished", broadcast_id=broadcast.id, **_plain(counts))
-            for index, chat in enumerate(broadcast.progress_chats):
-                key = (chat["channel"], chat["chat_id"])
-                if key in busy:
-                    continue
-                busy.add(key)
+            for index, chat in chats:
                 _ = services.translator(chat.get("locale", ""))
                 outbound = Outbound(
                     chat_id=chat["chat_id"],
@@ -257,9 +261,9 @@ async def report_progress(
             if message_id and not update.chat["message_id"]:
                 shown = await session.get(Broadcast, update.broadcast_id)
                 assert shown is not None
-                chats = [dict(chat) for chat in shown.progress_chats]
-                chats[update.index]["message_id"] = message_id
-                shown.progress_chats = chats
+                progress = [dict(chat) for chat in shown.progress_chats]
+                progress[update.index]["message_id"] = message_id
+                shown.progress_chats = progress
                 session.add(shown)
     return len(updates)
 

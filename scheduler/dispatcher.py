@@ -40,18 +40,35 @@ log = structlog.get_logger(__name__)
 UNEXPECTED_RETRY = 60.0
 """Seconds before retrying a message whose send failed in an unforeseen way (logged)."""
 STOP_GRACE_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 600.0
 
 
 class DeliveryFailed(Exception):
     """A send did not go through. `retry_in` seconds to try again, or None to give up.
 
+    `backoff`: a transient failure (5xx, timeout): each further attempt waits twice as long.
+    A 429 is not one: its `retry_after` is the platform's word, honoured as given.
     `recipient_gone`: the person blocked the bot or no longer exists; stop writing to them.
     """
 
-    def __init__(self, reason: str, retry_in: float | None, *, recipient_gone: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        retry_in: float | None,
+        *,
+        backoff: bool = False,
+        recipient_gone: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.retry_in = retry_in
+        self.backoff = backoff
         self.recipient_gone = recipient_gone
+
+    def delay(self, attempts: int) -> float | None:
+        """Seconds before the next attempt, after `attempts` earlier ones."""
+        if self.retry_in is None or not self.backoff:
+            return self.retry_in
+        return min(self.retry_in * 2**attempts, MAX_BACKOFF_SECONDS)
 
 
 class Sender(Protocol):
@@ -190,9 +207,9 @@ class Dispatcher:
                 channel=message.channel,
                 chat_id=message.chat_id,
                 reason=str(failure),
-                retry_in=failure.retry_in,
+                retry_in=failure.delay(message.attempts),
             )
-            return Outcome(message, error=str(failure), retry_in=failure.retry_in)
+            return Outcome(message, error=str(failure), retry_in=failure.delay(message.attempts))
         except Exception as error:
             log.exception("outbox.failed_unexpectedly", outbox_id=message.id)
             return Outcome(message, error=repr(error), retry_in=UNEXPECTED_RETRY)

@@ -40,6 +40,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
+from bot.channels.telegram_bulk import BulkSender
 from bot.channels.telegram_http import AiohttpRequest
 from handlers.basics import COMMANDS
 from handlers.context import Translator
@@ -116,6 +117,7 @@ class TelegramChannel:
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
         self._replies = ReplySender(self.send)
+        self._bulk = BulkSender(application.bot.base_url, paid_broadcast=paid_broadcast)
         application.add_handler(TypeHandler(Update, self._on_update))
         application.add_error_handler(self._on_error)
 
@@ -144,6 +146,7 @@ class TelegramChannel:
             await self.application.stop()
         await self._replies.flush()
         await self.application.shutdown()
+        await self._bulk.close()
 
     async def _on_migrated(self, old_chat_id: str, new_chat_id: str) -> None:
         log.info("telegram.chat.migrated", old=old_chat_id, new=new_chat_id)
@@ -339,6 +342,8 @@ class TelegramChannel:
         try:
             if outbound.edit_message_id:
                 return await self._edit(outbound)
+            if _plain_bulk_text(outbound):
+                return await self._bulk.send_text(outbound.chat_id, outbound.text)
             if outbound.photos:
                 await self._send_photos(outbound)
             return await self._send_text(outbound)
@@ -354,7 +359,7 @@ class TelegramChannel:
             log.error("telegram.send.bad_request", chat_id=outbound.chat_id, error=str(error))
             raise DeliveryFailed(str(error), retry_in=None) from error
         except (NetworkError, TelegramError) as error:
-            raise DeliveryFailed(str(error), retry_in=5.0) from error
+            raise DeliveryFailed(str(error), retry_in=5.0, backoff=True) from error
 
     async def _edit(self, outbound: Outbound) -> str:
         try:
@@ -436,6 +441,16 @@ class TelegramChannel:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
         log.error("telegram.update.failed", update_id=update_id, exc_info=context.error)
+
+
+def _plain_bulk_text(outbound: Outbound) -> bool:
+    """A broadcast's text alone, in one message: the lean path can send it."""
+    return (
+        outbound.bulk
+        and not outbound.photos
+        and not outbound.buttons
+        and len(outbound.text) <= CAPABILITIES.max_text_length
+    )
 
 
 def _markup(

@@ -306,7 +306,9 @@ def _failure(error: ZaloApiError) -> DeliveryFailed:
         return DeliveryFailed(
             str(error), retry_in=None, recipient_gone=error.status in RECIPIENT_GONE_STATUSES
         )
-    return DeliveryFailed(str(error), retry_in=error.retry_after or SERVER_ERROR_RETRY_SECONDS)
+    if error.retry_after:
+        return DeliveryFailed(str(error), retry_in=error.retry_after)
+    return DeliveryFailed(str(error), retry_in=SERVER_ERROR_RETRY_SECONDS, backoff=True)
 
 
 def _unwrapped(body: object) -> dict[str, Any] | None:

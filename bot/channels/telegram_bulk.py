@@ -1,0 +1,90 @@
+"""Broadcast texts to Telegram on a lean path: one JSON POST, one field read from the answer.
+
+A broadcast sends the same text to thousands of chats. Through python-telegram-bot each
+send builds request parameters and parses the answer into a full `Message` object, which
+profiling showed to be most of the bot's CPU per message (bench/broadcast.py). Here the
+answer's `message_id` is all that is read. Everything else (replies, cards, photos,
+buttons) goes through python-telegram-bot as before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import structlog
+from telegram.error import ChatMigrated
+
+from scheduler.dispatcher import DeliveryFailed
+
+TIMEOUT_SECONDS = 10.0
+TRANSIENT_RETRY_SECONDS = 5.0
+
+log = structlog.get_logger(__name__)
+
+
+class BulkSender:
+    def __init__(self, bot_url: str, *, paid_broadcast: bool, connections: int = 64) -> None:
+        """`bot_url` is `{base}/bot{token}`; it is never logged."""
+        self._bot_url = bot_url
+        self._paid = paid_broadcast
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send_text(self, chat_id: str, text: str) -> str:
+        """Send one HTML text; returns its message id, or raises DeliveryFailed/ChatMigrated."""
+        body: dict[str, Any] = {
+            "chat_id": chat_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if self._paid:
+            body["allow_paid_broadcast"] = True
+        try:
+            async with self._client().post(
+                f"{self._bot_url}/sendMessage",
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+            ) as response:
+                status, answer = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DeliveryFailed(
+                f"network: {type(error).__name__}", TRANSIENT_RETRY_SECONDS, backoff=True
+            ) from None
+        return _message_id(status, answer)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _message_id(status: int, answer: bytes) -> str:
+    """The sent message's id, or the failure as the dispatcher understands it."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = {}
+    if status == 200 and data.get("ok"):
+        return str(data["result"]["message_id"])
+    description = str(data.get("description", f"HTTP {status}"))
+    parameters = data.get("parameters") or {}
+    if status == 429:
+        raise DeliveryFailed(description, float(parameters.get("retry_after", 1)))
+    if "migrate_to_chat_id" in parameters:
+        raise ChatMigrated(int(parameters["migrate_to_chat_id"]))
+    if status == 403:
+        raise DeliveryFailed(description, None, recipient_gone=True)
+    if 400 <= status < 500:
+        log.error("telegram.bulk.refused", status=status, error=description)
+        raise DeliveryFailed(description, None)
+    raise DeliveryFailed(description, TRANSIENT_RETRY_SECONDS, backoff=True)
