@@ -41,7 +41,6 @@ from handlers.messages import Outbound
 from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
-from models.outbox import release_in_flight
 from models.people import grant_role, revoke_grants_by
 from models.runtime_settings import set_value
 from models.tables import Role
@@ -180,10 +179,6 @@ class Runtime:
 
     async def _lead(self) -> None:
         """Become the one instance that keeps time and delivers the outbox."""
-        async with self.sessions() as session, session.begin():
-            released = await release_in_flight(session)
-        if released:
-            log.warning("outbox.released_in_flight", count=released)
         self.dispatcher = self.build_dispatcher()
         self._stop_dispatch = asyncio.Event()
         self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop_dispatch))
@@ -196,7 +191,8 @@ class Runtime:
         self._scheduler = None
         self._stop_dispatch.set()
         if self._dispatching is not None:
-            await self._dispatching
+            with contextlib.suppress(Exception):
+                await self._dispatching
             self._dispatching = None
 
     def build_dispatcher(self) -> Dispatcher:
@@ -212,12 +208,19 @@ class Runtime:
             self.send_payload,
             limiters,
             is_group=self.is_group,
-            batch_size=max(50, int(sum(lim.limits.per_second for lim in limiters.values()))),
+            api_calls=self.api_calls,
+            lease_seconds=self.settings.outbox_lease_seconds,
         )
 
     def is_group(self, channel: str, chat_id: str) -> bool:
         target = self.channels.get(channel)
         return target is not None and target.is_group(chat_id)
+
+    def api_calls(self, channel: str, payload: dict[str, Any]) -> int:
+        target = self.channels.get(channel)
+        if target is None or not payload.get("photos"):
+            return 1
+        return target.api_calls(Outbound.from_payload(payload))
 
     async def _settle_sandbox_roles(self) -> None:
         """Sandbox personas' roles never outlive the sandbox; a sandbox beside a platform warns."""

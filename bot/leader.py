@@ -5,13 +5,18 @@ If the leader dies, PostgreSQL drops its connection and the lock with it; the ot
 instances try every `check_every` seconds, so one takes over within that time. The
 leader checks its connection on the same beat and steps down if it is lost.
 
-SQLite has no advisory locks and no second host: the one process is the leader.
+With SQLite (one machine) the leader holds an exclusive lock on a file beside the
+database, so two processes started on the same file during a deployment never both lead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import structlog
 from sqlalchemy import text
@@ -27,6 +32,13 @@ class Leadership:
         self._engine = engine
         self._check_every = check_every
         self._connection: AsyncConnection | None = None
+        self._lock_file: int | None = None
+        database = engine.url.database
+        self._lock_path = (
+            Path(f"{database}.leader")
+            if not self.shared_database and database and database != ":memory:"
+            else None
+        )
 
     @property
     def shared_database(self) -> bool:
@@ -35,19 +47,30 @@ class Leadership:
     async def run(
         self, lead: Callable[[], Awaitable[None]], step_down: Callable[[], Awaitable[None]]
     ) -> None:
-        """Forever: wait to become leader, `lead()`, and `step_down()` if leadership is lost."""
+        """Forever: wait to become leader, `lead()`, and `step_down()` if leadership is lost.
+
+        An error while leading (the database went away) is logged; the instance steps down,
+        lets the lock go and competes again.
+        """
         while True:
             if await self._try_acquire():
                 log.info("leader.elected")
-                await lead()
-                await self._hold()
-                log.warning("leader.lost")
-                await step_down()
+                try:
+                    await lead()
+                    await self._hold()
+                    log.warning("leader.lost")
+                except Exception:
+                    log.exception("leader.failed")
+                try:
+                    await step_down()
+                except Exception:
+                    log.exception("leader.step_down_failed")
+                await self.release()
             await asyncio.sleep(self._check_every)
 
     async def _try_acquire(self) -> bool:
         if not self.shared_database:
-            return True
+            return self._lock_path is None or self._lock_on_file(self._lock_path)
         try:
             connection = await self._engine.connect()
             got = await connection.scalar(
@@ -77,7 +100,20 @@ class Leadership:
                 await self.release()
                 return
 
+    def _lock_on_file(self, path: Path) -> bool:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False
+        self._lock_file = descriptor
+        return True
+
     async def release(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)  # closing the file lets the lock go
+            self._lock_file = None
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -85,4 +121,5 @@ class Leadership:
             await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
             await connection.close()
         except Exception:
-            await connection.invalidate()
+            with contextlib.suppress(Exception):
+                await connection.invalidate()

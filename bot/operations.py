@@ -61,7 +61,7 @@ async def publish_now(
 async def list_broadcasts(
     session: AsyncSession, services: Services, args: argparse.Namespace, now: datetime
 ) -> int:
-    found = await broadcasts_in(session, frozenset(BroadcastStatus), limit=100)
+    found = await broadcasts_in(session, frozenset(BroadcastStatus), limit=100, newest_first=True)
     if not found:
         print("No broadcast yet.")
         return 0

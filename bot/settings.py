@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     digest_time: time = time(19, 30)
     movement_announce_time: time = time(8, 0)
     leader_check_seconds: float = Field(default=5.0, gt=0)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
 
     database_url: str = DEFAULT_DATABASE_URL
     media_dir: Path = Path("./data/media")
@@ -91,6 +92,8 @@ class Settings(BaseSettings):
     @field_validator("publication_slots")
     @classmethod
     def _times(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one publication slot, e.g. 08:00,19:00")
         for slot in value:
             time.fromisoformat(slot)
         return value

@@ -11,7 +11,8 @@ from models.reports import report_by_code
 from models.tables import Person, Role
 
 
-def _is_admin(ctx: FlowContext) -> bool:
+def is_admin(ctx: FlowContext) -> bool:
+    """Whether the person is an administrator; if not, they are told so."""
     if Role.ADMIN in ctx.roles:
         return True
     ctx.say(ctx._("Only administrators can do this."))
@@ -28,7 +29,7 @@ async def revoke(ctx: FlowContext) -> None:
 
 async def _change_role(ctx: FlowContext, *, granting: bool) -> None:
     """/grant telegram:123456 moderator — or /revoke with the same arguments."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     parts = ctx.inbound.args.split()
     roles = [r.value for r in Role]
@@ -80,7 +81,7 @@ async def _person_from(ctx: FlowContext, reference: str) -> Person | None:
 
 async def ban_command(ctx: FlowContext) -> None:
     """/ban GS-2026-000123 reason — bans the reporter of that report."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     reference, _, reason = ctx.inbound.args.partition(" ")
     person = await _person_from(ctx, reference) if reference else None
@@ -106,7 +107,7 @@ async def ban_command(ctx: FlowContext) -> None:
 
 
 async def unban_command(ctx: FlowContext) -> None:
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     reference = ctx.inbound.args.strip()
     person = await _person_from(ctx, reference) if reference else None

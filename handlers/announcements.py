@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from handlers.admin import is_admin
 from handlers.broadcasting import describe
 from handlers.context import FlowContext
 from handlers.messages import Button, InboundKind
@@ -22,7 +23,7 @@ from handlers.publications import announcement_message
 from handlers.text import N_, clip, fmt
 from models.broadcasts import broadcasts_in, cancel, create_broadcast
 from models.movements import active_movements
-from models.tables import Broadcast, BroadcastKind, BroadcastStatus, Movement, Role
+from models.tables import Broadcast, BroadcastKind, BroadcastStatus, Movement
 
 FLOW = "announce"
 TEXT_LIMITS = (10, 3000)
@@ -36,15 +37,8 @@ AUDIENCES = {"all": (True, True), "announcements": (False, True), "stories": (Tr
 """Audience button → (subscribers of stories, subscribers of announcements)."""
 
 
-def _is_admin(ctx: FlowContext) -> bool:
-    if Role.ADMIN in ctx.roles:
-        return True
-    ctx.say(ctx._("Only administrators can do this."))
-    return False
-
-
 async def announce(ctx: FlowContext) -> None:
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     state = ctx.conversation
     state.flow, state.step, state.data = FLOW, "text", {"communes": []}
@@ -59,6 +53,10 @@ async def announce(ctx: FlowContext) -> None:
 
 
 async def on_input(ctx: FlowContext) -> None:
+    """What the administrator types or sends while composing (checked again each time)."""
+    if not is_admin(ctx):
+        ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
+        return
     state = ctx.conversation
     inbound = ctx.inbound
     if state.step == "text" and inbound.kind is InboundKind.TEXT:
@@ -145,7 +143,7 @@ def _ask_communes(ctx: FlowContext) -> None:
 
 async def on_button(ctx: FlowContext, payload: str) -> None:
     """an:… presses while composing; bc:x:<id> cancels a scheduled broadcast."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     if payload.startswith("bc:x:"):
         await _cancel(ctx, payload.removeprefix("bc:x:"))
@@ -228,7 +226,7 @@ async def _preview(ctx: FlowContext) -> None:
 async def _schedule(ctx: FlowContext, when: datetime) -> None:
     broadcast, _movement = await _draft(ctx)
     broadcast.scheduled_at = when
-    await create_broadcast(ctx.session, broadcast)
+    assert await create_broadcast(ctx.session, broadcast) is not None  # its key is new
     await ctx.session.flush()
     ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
     local = when.astimezone(ctx.services.config.timezone)
@@ -246,7 +244,7 @@ async def _schedule(ctx: FlowContext, when: datetime) -> None:
 
 async def list_broadcasts(ctx: FlowContext) -> None:
     """/broadcasts: scheduled and running broadcasts, with a cancel button for each scheduled."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     statuses = frozenset({BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING})
     found = await broadcasts_in(ctx.session, statuses, limit=20)
@@ -287,6 +285,6 @@ def parse_moment(text: str, now: datetime, zone: Any) -> datetime | None:
     if day is None:
         return None
     moment = datetime.combine(day, time(hour, minute), tzinfo=zone)
-    if not rest and moment < local_now:
+    if not rest and moment < local_now.replace(second=0, microsecond=0):
         moment += timedelta(days=1)
     return moment

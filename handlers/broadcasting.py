@@ -22,7 +22,14 @@ from handlers.messages import Outbound
 from handlers.ports import SendNow
 from handlers.publications import DIGEST_PERIOD, movement_key, render
 from handlers.text import clip, fmt
-from models.broadcasts import broadcasts_in, create_broadcast, due_broadcasts, materialize, start
+from models.broadcasts import (
+    broadcasts_in,
+    claim_start,
+    create_broadcast,
+    due_broadcasts,
+    materialize,
+    start,
+)
 from models.moderation import SYSTEM, Action, Rules, transition
 from models.outbox import delivery_counts
 from models.reports import approved_waiting, published_between
@@ -179,6 +186,8 @@ async def start_due(services: Services, sessions: SessionFactory, now: datetime)
     async with sessions() as session, session.begin():
         due = await due_broadcasts(session, now)
         for broadcast in due:
+            if not await claim_start(session, broadcast, now):
+                continue  # cancelled since it was read
             payloads = await render(session, services, broadcast)
             locale = services.config.default_locale
             public = [(ch, chat, locale) for ch, chat in services.config.publication_chats.items()]

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from handlers import report
+from handlers.admin import is_admin
 from handlers.broadcasting import schedule_movement
 from handlers.context import FlowContext
 from handlers.labels import GROUP_LABELS
@@ -28,7 +29,7 @@ from models.movements import (
     slug_for,
     spec_of,
 )
-from models.tables import Movement, NomineeGroup, Role
+from models.tables import Movement, NomineeGroup
 
 FLOW = "movement"
 SUMMARY = "summary"
@@ -78,7 +79,7 @@ async def list_movements(ctx: FlowContext) -> None:
     for movement in movements:
         buttons = [[Button(ctx._("ℹ️ Details"), f"mv:i:{movement.id}")]]
         if movement.starts_on <= today:
-            label = fmt(ctx._("📝 Report for {name}"), name=movement.short_name)
+            label = ctx._("📝 Report for {name}").format(name=movement.short_name)
             buttons.insert(0, [Button(label, f"mv:r:{movement.id}")])
         ctx.say("\n".join(movement_lines(movement, ctx._, full=False)), buttons)
 
@@ -126,16 +127,9 @@ async def deep_link(ctx: FlowContext, slug: str) -> None:
 # ---- administrators ---------------------------------------------------------------------
 
 
-def _is_admin(ctx: FlowContext) -> bool:
-    if Role.ADMIN in ctx.roles:
-        return True
-    ctx.say(ctx._("Only administrators can do this."))
-    return False
-
-
 async def new_movement(ctx: FlowContext) -> None:
     """/newmovement: the guided creation."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     state = ctx.conversation
     state.flow, state.step, state.data = FLOW, "name", {"spec": {}, "editing": False}
@@ -144,7 +138,7 @@ async def new_movement(ctx: FlowContext) -> None:
 
 async def edit_movement(ctx: FlowContext) -> None:
     """/editmovement <slug>: the summary, from which any field can be changed."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     movement = await movement_by_slug(ctx.session, ctx.inbound.args.strip().lower())
     if movement is None:
@@ -159,7 +153,7 @@ async def edit_movement(ctx: FlowContext) -> None:
 
 async def on_admin_button(ctx: FlowContext, payload: str) -> None:
     """ma:skip · ma:g:<group> · ma:gdone · ma:save · ma:edit · ma:f:<field> · ma:cancel."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx):
         return
     state = ctx.conversation
     if state.flow != FLOW:
@@ -194,7 +188,10 @@ async def on_admin_button(ctx: FlowContext, payload: str) -> None:
 
 
 async def on_input(ctx: FlowContext) -> None:
-    """The administrator's answer to the current field's question."""
+    """The administrator's answer to the current field's question (checked again each time)."""
+    if not is_admin(ctx):
+        ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
+        return
     state = ctx.conversation
     field = state.step
     if field not in FIELDS or field == "target_groups":
@@ -244,11 +241,16 @@ def _parse(ctx: FlowContext, field: str, text: str) -> tuple[Any, str]:
 
 
 def parse_day(text: str) -> date | None:
-    """25/12/2026, 25-12-2026, 25.12.2026 or 2026-12-25."""
-    parts = [int(p) for p in re.findall(r"\d+", text)]
-    if len(parts) != 3:
+    """25/12/2026, 25-12-2026, 25.12.2026, 2026-12-25, or 25/12/26 (this century)."""
+    numbers = re.findall(r"\d+", text)
+    if len(numbers) != 3 or any(len(n) > 4 for n in numbers):
         return None
-    day, month, year = (parts[2], parts[1], parts[0]) if parts[0] > 31 else parts
+    parts = [int(n) for n in numbers]
+    day, month, year = (parts[2], parts[1], parts[0]) if len(numbers[0]) == 4 else parts
+    if year < 100:
+        year += 2000
+    if year < 2000:
+        return None
     try:
         return date(year, month, day)
     except ValueError:

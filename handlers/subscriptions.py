@@ -115,7 +115,7 @@ def _show_settings(ctx: FlowContext, subscription: Subscription) -> None:
         return "✅" if on else "⬜"
 
     place = (
-        fmt(_("only {commune}"), commune=subscription.commune_name)
+        _("only {commune}").format(commune=subscription.commune_name)
         if subscription.commune_name
         else _("the whole province")
     )

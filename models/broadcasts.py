@@ -51,14 +51,19 @@ async def due_broadcasts(session: AsyncSession, now: datetime, limit: int = 20) 
 
 
 async def broadcasts_in(
-    session: AsyncSession, statuses: frozenset[BroadcastStatus], limit: int = 50
+    session: AsyncSession,
+    statuses: frozenset[BroadcastStatus],
+    limit: int = 50,
+    *,
+    newest_first: bool = False,
 ) -> list[Broadcast]:
-    query = (
-        select(Broadcast)
-        .where(col(Broadcast.status).in_(statuses))
-        .order_by(col(Broadcast.scheduled_at), col(Broadcast.id))
-        .limit(limit)
+    order = (
+        (col(Broadcast.scheduled_at).desc(), col(Broadcast.id).desc())
+        if newest_first
+        else (col(Broadcast.scheduled_at), col(Broadcast.id))
     )
+    query = select(Broadcast).where(col(Broadcast.status).in_(statuses)).order_by(*order)
+    query = query.limit(limit)
     return list((await session.exec(query)).all())
 
 
@@ -147,6 +152,20 @@ async def _has_delivery(
         OutboxMessage.chat_id == chat_id,
     )
     return (await session.exec(query)).first() is not None
+
+
+async def claim_start(session: AsyncSession, broadcast: Broadcast, now: datetime) -> bool:
+    """Mark a scheduled broadcast running; False if it was cancelled (or started) meanwhile."""
+    result = await session.exec(
+        update(Broadcast)
+        .where(
+            col(Broadcast.id) == broadcast.id,
+            col(Broadcast.status) == BroadcastStatus.SCHEDULED,
+        )
+        .values(status=BroadcastStatus.RUNNING, started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1
 
 
 async def start(

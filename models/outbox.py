@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -55,70 +55,116 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one send went: a platform id, or an error and when to retry (None: give up)."""
+    """How one send went: a platform id, or an error and when to retry (None: give up).
+
+    `counts`: whether the failure uses up one of the message's attempts. A 429 does not
+    (the platform asked us to wait, nothing is wrong with the message), nor does a
+    message put back because an earlier one to the same chat must be retried first.
+    """
 
     message: Claimed
     platform_message_id: str | None = None
     error: str = ""
     retry_in: float | None = None
+    counts: bool = True
 
     @property
     def sent(self) -> bool:
         return self.platform_message_id is not None
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Claimed]:
-    """Mark up to `limit` due messages as being sent and return them, oldest first."""
-    due = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == OutboxStatus.PENDING)
-        .where(col(OutboxMessage.next_attempt_at) <= now)
-        .order_by(col(OutboxMessage.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claim = (
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
-        .values(status=OutboxStatus.SENDING)
-        .returning(
-            col(OutboxMessage.id),
-            col(OutboxMessage.channel),
-            col(OutboxMessage.chat_id),
-            col(OutboxMessage.payload),
-            col(OutboxMessage.broadcast_id),
-            col(OutboxMessage.locale),
-            col(OutboxMessage.attempts),
+async def claim_due(
+    session: AsyncSession, channel: str, token: str, now: datetime, limit: int
+) -> list[Claimed]:
+    """Take up to `limit` due messages of `channel` for the dispatcher run `token`.
+
+    Single messages (cards, notices) come before broadcast deliveries, so a moderation
+    card never waits behind a broadcast to thousands. `FOR UPDATE SKIP LOCKED` keeps two
+    claimers apart on PostgreSQL; SQLite has one writer at a time anyway.
+    """
+    claimed: list[Claimed] = []
+    for in_broadcast in (False, True):
+        if len(claimed) >= limit:
+            break
+        kind = (
+            col(OutboxMessage.broadcast_id).is_not(None)
+            if in_broadcast
+            else (col(OutboxMessage.broadcast_id).is_(None))
         )
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.channel == channel)
+            .where(kind, col(OutboxMessage.next_attempt_at) <= now)
+            .order_by(col(OutboxMessage.id))
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+            .values(status=OutboxStatus.SENDING, claimed_by=token, claimed_at=now)
+            .returning(
+                col(OutboxMessage.id),
+                col(OutboxMessage.channel),
+                col(OutboxMessage.chat_id),
+                col(OutboxMessage.payload),
+                col(OutboxMessage.broadcast_id),
+                col(OutboxMessage.locale),
+                col(OutboxMessage.attempts),
+            )
+        )
+        rows = (await session.exec(claim)).all()
+        claimed += sorted((Claimed(*row) for row in rows), key=lambda message: message.id)
+    return claimed
+
+
+def _owned(token: str) -> Any:
+    return (
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == bindparam("row_id"))
+        .where(col(OutboxMessage.claimed_by) == token)
+        .execution_options(synchronize_session=False)
     )
-    rows = (await session.exec(claim)).all()
-    return sorted((Claimed(*row) for row in rows), key=lambda message: message.id)
 
 
-async def record(session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
-    """Write many outcomes at once (one executemany per kind of outcome)."""
+async def record(session: AsyncSession, token: str, outcomes: list[Outcome], now: datetime) -> None:
+    """Write many outcomes at once, only for rows this run still owns (an executemany each)."""
     sent = [
         {
-            "id": o.message.id,
-            "status": OutboxStatus.SENT,
+            "row_id": o.message.id,
             "platform_message_id": o.platform_message_id,
-            "sent_at": now,
             "attempts": o.message.attempts + 1,
         }
         for o in outcomes
         if o.sent
     ]
     failed = [_failure(o, now) for o in outcomes if not o.sent]
-    for rows in (sent, failed):
-        if rows:
-            await session.exec(update(OutboxMessage), params=rows)
+    connection = await session.connection()
+    if sent:
+        statement = _owned(token).values(
+            status=OutboxStatus.SENT,
+            sent_at=now,
+            claimed_by=None,
+            platform_message_id=bindparam("platform_message_id"),
+            attempts=bindparam("attempts"),
+        )
+        await connection.execute(statement, sent)
+    if failed:
+        statement = _owned(token).values(
+            status=bindparam("status"),
+            claimed_by=None,
+            attempts=bindparam("attempts"),
+            last_error=bindparam("last_error"),
+            next_attempt_at=bindparam("next_attempt_at"),
+        )
+        await connection.execute(statement, failed)
 
 
 def _failure(outcome: Outcome, now: datetime) -> dict[str, Any]:
-    attempts = outcome.message.attempts + 1
+    attempts = outcome.message.attempts + (1 if outcome.counts else 0)
     give_up = outcome.retry_in is None or attempts >= MAX_ATTEMPTS
     return {
-        "id": outcome.message.id,
+        "row_id": outcome.message.id,
         "attempts": attempts,
         "last_error": outcome.error[:512],
         "status": OutboxStatus.FAILED if give_up else OutboxStatus.PENDING,
@@ -126,17 +172,22 @@ def _failure(outcome: Outcome, now: datetime) -> dict[str, Any]:
     }
 
 
-async def release_in_flight(session: AsyncSession) -> int:
-    """Messages claimed by a process that died: due again. Returns how many.
+async def release(
+    session: AsyncSession, *, token: str | None = None, before: datetime | None = None
+) -> int:
+    """Make claimed messages due again: this run's own (`token`), or any claimed `before`.
 
-    Each was either never sent or sent without its outcome recorded; the second kind
-    is the only way a recipient can receive a message twice.
+    A message claimed by a run that died was either never sent, or sent without its
+    outcome written; the second kind is the only way a recipient can receive one twice.
+    Another run's claims are taken back only after a lease, so a leader that lost its
+    lock a moment ago cannot have its sends repeated by the next one.
     """
-    result = await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.status) == OutboxStatus.SENDING)
-        .values(status=OutboxStatus.PENDING)
-    )
+    statement = update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.SENDING)
+    if token is not None:
+        statement = statement.where(col(OutboxMessage.claimed_by) == token)
+    if before is not None:
+        statement = statement.where(col(OutboxMessage.claimed_at) < before)
+    result = await session.exec(statement.values(status=OutboxStatus.PENDING, claimed_by=None))
     return int(result.rowcount)
 
 

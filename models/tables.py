@@ -327,6 +327,9 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id")
     locale: str = Field(default="", max_length=8)
+    claimed_by: str | None = Field(default=None, max_length=32)
+    """The dispatcher run sending it (status `sending`): only that run records its outcome."""
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
     purpose: str = Field(default="", max_length=16)
     channel: str = Field(max_length=16)
@@ -435,7 +438,9 @@ class Broadcast(SQLModel, table=True):
     announcements: bool = False
     """Sent to subscribers of announcements."""
     commune_codes: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    """Subscribers limited to one of these communes also receive it; empty: the province."""
+    """Empty: the whole province. Otherwise subscribers limited to one of these communes
+    receive it, and province-wide subscribers too for stories and digests (see
+    `models.broadcasts.materialize`)."""
     title: str = Field(default="", max_length=256)
     text: str = ""
     """The announcement as its author wrote it (plain text); stories are rendered from reports."""

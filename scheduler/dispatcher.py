@@ -1,37 +1,33 @@
 """Delivering the outbox: claim due messages in batches, send them paced, record outcomes.
 
-One dispatcher runs in the deployment, in the process holding the leader lock. It keeps a
-queue per chat (so one chat's messages go out in order and one slow chat delays no
-other), paces every send with the channel's `RateLimiter`, and writes outcomes in
-batches. A 429 reschedules only the message that got it; a recipient who blocked the
-bot loses their subscription; anything unforeseen is retried later and logged.
+One dispatcher runs in the deployment, in the process holding the leader lock. Each
+channel has its own budget of messages in flight (a slow Zalo queue never starves
+Telegram), each chat its own queue (its messages go out in order; one slow chat delays
+no other), and every send is paced by the channel's `RateLimiter`. Outcomes are written
+in batches. A 429 reschedules only that chat's messages; a recipient who blocked the bot
+loses their subscription; a database error is logged and the loop goes on.
 
-Killed at any moment, the rows it had claimed stay `sending`; the next leader releases
-them (see `models.outbox.release_in_flight`). Only those whose send had gone out but
-whose outcome was not yet written can reach a recipient twice.
+Killed at any moment, the rows it had claimed stay `sending` under its run token; after
+a lease any dispatcher releases them (`models.outbox.release`). Only those whose send had
+gone out but whose outcome was not yet written can reach a recipient twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.outbox import (
-    Claimed,
-    Outcome,
-    broadcast_payloads,
-    claim_due,
-    record,
-    release_in_flight,
-)
+from models.outbox import Claimed, Outcome, broadcast_payloads, claim_due, record, release
 from models.subscriptions import end_subscriptions_of
 from scheduler.limiter import RateLimiter
 
@@ -40,6 +36,8 @@ log = structlog.get_logger(__name__)
 UNEXPECTED_RETRY = 60.0
 """Seconds before retrying a message whose send failed in an unforeseen way (logged)."""
 STOP_GRACE_SECONDS = 2.0
+FAILURE_PAUSE_SECONDS = 2.0
+"""After an unexpected error (the database went away), the loop waits this long and goes on."""
 MAX_BACKOFF_SECONDS = 600.0
 
 
@@ -77,11 +75,16 @@ class Sender(Protocol):
         ...
 
 
+ApiCalls = Callable[[str, dict[str, Any]], int]
+"""How many platform API calls sending this payload on this channel takes (album + text…)."""
+
+
 @dataclass(slots=True)
 class DispatchStats:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    released: int = 0
 
 
 class Dispatcher:
@@ -92,50 +95,63 @@ class Dispatcher:
         limiters: Mapping[str, RateLimiter],
         *,
         is_group: Callable[[str, str], bool],
-        batch_size: int = 200,
+        api_calls: ApiCalls = lambda channel, payload: 1,
+        lease_seconds: float = 60.0,
         concurrency: int = 64,
         flush_every: float = 0.1,
         poll_every: float = 0.5,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.token = uuid.uuid4().hex
+        """This run's mark on the rows it claims."""
         self._sessions = sessions
         self._send = send
         self._limiters = limiters
         self._is_group = is_group
-        self._batch_size = batch_size
+        self._api_calls = api_calls
+        self._lease = timedelta(seconds=lease_seconds)
         self._poll_every = poll_every
         self._flush_every = flush_every
         self._now = now
+        self._budget = {name: max(20, int(lim.limits.per_second)) for name, lim in limiters.items()}
+        """Messages of each channel in flight at most: about a second's worth."""
+        self._in_flight = dict.fromkeys(limiters, 0)
         self._slots = asyncio.Semaphore(concurrency)
         self._queues: dict[tuple[str, str], deque[Claimed]] = {}
         self._workers: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
         self._room = asyncio.Event()
         self._flush_now = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._outcomes: list[Outcome] = []
         self._gone: list[tuple[str, str]] = []
         self._payloads: dict[int, dict[str, Any]] = {}
         self._payload_lock = asyncio.Lock()
         self._stopping = False
+        self._next_release = 0.0
         self.stats = DispatchStats()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then finish the sends under way and write outcomes."""
-        flusher = asyncio.create_task(self._flush_loop(stop))
+        flusher = asyncio.create_task(self._flush_loop())
         try:
             while not stop.is_set():
-                if self._in_flight >= self._batch_size // 2:
-                    self._room.clear()
-                    await _wait(self._room, self._poll_every)
-                elif not await self.claim_batch():
-                    await _wait(stop, self._poll_every)
+                try:
+                    await self._release_stale()
+                    if not await self.claim_batch():
+                        self._room.clear()
+                        await _wait(self._room, self._poll_every)
+                except Exception:
+                    log.exception("outbox.dispatch_failed")
+                    await _wait(stop, FAILURE_PAUSE_SECONDS)
         finally:
             self._stopping = True
             await self._finish_workers()
+            self._stopped.set()
             await flusher
             await self._flush()
-            async with self._sessions() as session, session.begin():
-                await release_in_flight(session)
+            with contextlib.suppress(Exception):
+                async with self._sessions() as session, session.begin():
+                    await release(session, token=self.token)
 
     async def _finish_workers(self) -> None:
         """Let sends under way finish (a few seconds at most); stop those still waiting."""
@@ -155,16 +171,33 @@ class Dispatcher:
         return self.stats.sent - before
 
     async def claim_batch(self) -> int:
-        room = self._batch_size - self._in_flight
+        """Claim, for every channel with room for half its budget, enough to fill it."""
+        claimed = 0
+        for channel, budget in self._budget.items():
+            room = budget - self._in_flight[channel]
+            if room < budget // 2:
+                continue
+            async with self._sessions() as session, session.begin():
+                messages = await claim_due(session, channel, self.token, self._now(), room)
+            for message in messages:
+                self._enqueue(message)
+            claimed += len(messages)
+        return claimed
+
+    async def _release_stale(self) -> None:
+        """Take back, after the lease, what a dead (or deposed) dispatcher had claimed."""
+        if time.monotonic() < self._next_release:
+            return
+        self._next_release = time.monotonic() + self._lease.total_seconds() / 4
         async with self._sessions() as session, session.begin():
-            claimed = await claim_due(session, self._now(), room)
-        for message in claimed:
-            self._enqueue(message)
-        return len(claimed)
+            released = await release(session, before=self._now() - self._lease)
+        if released:
+            self.stats.released += released
+            log.warning("outbox.released_in_flight", count=released)
 
     def _enqueue(self, message: Claimed) -> None:
         key = (message.channel, message.chat_id)
-        self._in_flight += 1
+        self._in_flight[message.channel] += 1
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(message)
@@ -176,40 +209,52 @@ class Dispatcher:
 
     async def _work(self, key: tuple[str, str]) -> None:
         """Send one chat's messages in order; on stop, leave the rest to be released."""
-        channel, chat_id = key
         queue = self._queues[key]
-        limiter = self._limiters.get(channel)
+        limiter = self._limiters[key[0]]
         try:
             while queue and not self._stopping:
                 message = queue[0]
-                if limiter is not None:
-                    await limiter.acquire(chat_id, self._is_group(channel, chat_id))
-                async with self._slots:
-                    outcome = await self._deliver(message)
+                outcome = await self._deliver(message, limiter)
                 queue.popleft()
                 self._done(outcome)
+                if not outcome.sent and outcome.retry_in is not None:
+                    self._defer(queue, outcome)
         finally:
             if not queue:
                 del self._queues[key]
 
-    async def _deliver(self, message: Claimed) -> Outcome:
+    def _defer(self, queue: deque[Claimed], failed: Outcome) -> None:
+        """The chat's later messages wait for the one to retry: their order is kept."""
+        while queue:
+            later = queue.popleft()
+            reason = f"after {failed.message.id}, which will be retried"
+            self._done(Outcome(later, error=reason, retry_in=failed.retry_in, counts=False))
+
+    async def _deliver(self, message: Claimed, limiter: RateLimiter) -> Outcome:
         try:
             payload = message.payload
             if message.broadcast_id is not None:
                 payload = await self._broadcast_payload(message.broadcast_id, message.locale)
-            platform_id = await self._send(message.channel, message.chat_id, payload)
+            cost = self._api_calls(message.channel, payload)
+            await limiter.acquire(
+                message.chat_id, self._is_group(message.channel, message.chat_id), cost
+            )
+            async with self._slots:
+                platform_id = await self._send(message.channel, message.chat_id, payload)
         except DeliveryFailed as failure:
             if failure.recipient_gone:
                 self._gone.append((message.channel, message.chat_id))
+            retry_in = failure.delay(message.attempts)
             log.info(
                 "outbox.failed",
                 outbox_id=message.id,
                 channel=message.channel,
                 chat_id=message.chat_id,
                 reason=str(failure),
-                retry_in=failure.delay(message.attempts),
+                retry_in=retry_in,
             )
-            return Outcome(message, error=str(failure), retry_in=failure.delay(message.attempts))
+            rate_limited = retry_in is not None and not failure.backoff
+            return Outcome(message, error=str(failure), retry_in=retry_in, counts=not rate_limited)
         except Exception as error:
             log.exception("outbox.failed_unexpectedly", outbox_id=message.id)
             return Outcome(message, error=repr(error), retry_in=UNEXPECTED_RETRY)
@@ -224,14 +269,15 @@ class Dispatcher:
         self._outcomes.append(outcome)
         if outcome.message.broadcast_id is None:
             self._flush_now.set()
-        self._in_flight -= 1
+        channel = outcome.message.channel
+        self._in_flight[channel] -= 1
         if outcome.sent:
             self.stats.sent += 1
         elif outcome.retry_in is None:
             self.stats.failed += 1
         else:
             self.stats.retried += 1
-        if self._in_flight < self._batch_size // 2:
+        if self._in_flight[channel] < self._budget[channel] // 2:
             self._room.set()
 
     async def _broadcast_payload(self, broadcast_id: int, locale: str) -> dict[str, Any]:
@@ -250,8 +296,8 @@ class Dispatcher:
             raise DeliveryFailed(f"broadcast {broadcast_id} has no rendered message", None)
         return dict(payload)
 
-    async def _flush_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+    async def _flush_loop(self) -> None:
+        while not self._stopped.is_set():
             await _wait(self._flush_now, self._flush_every)
             self._flush_now.clear()
             await self._flush()
@@ -263,7 +309,7 @@ class Dispatcher:
             return
         try:
             async with self._sessions() as session, session.begin():
-                await record(session, outcomes, self._now())
+                await record(session, self.token, outcomes, self._now())
                 for channel, chat_id in gone:
                     await end_subscriptions_of(session, channel, chat_id, "blocked", self._now())
         except Exception:

@@ -48,16 +48,19 @@ class RateLimiter:
         self._next_slot = 0.0
         self._chat_ready: dict[str, float] = {}
 
-    async def acquire(self, chat_id: str, group: bool = False) -> None:
-        """Wait for the chat to be ready, then for the next global slot; both are reserved."""
+    async def acquire(self, chat_id: str, group: bool = False, cost: int = 1) -> None:
+        """Wait for the chat to be ready, then for the next global slot; both are reserved.
+
+        `cost` is the number of platform calls the message takes (an album, then its text).
+        """
         ready = self._chat_ready.get(chat_id, 0.0)
         if ready > self._clock():
             await self._sleep(ready - self._clock())
         now = self._clock()
         slot = max(now, self._next_slot)
-        self._next_slot = slot + self._spacing
+        self._next_slot = slot + self._spacing * cost
         interval = 60.0 / self.limits.group_per_minute if group else self.limits.chat_interval
-        self._chat_ready[chat_id] = slot + interval
+        self._chat_ready[chat_id] = slot + interval * cost
         if len(self._chat_ready) > self.PRUNE_ABOVE:
             self._prune(now)
         if slot > now:

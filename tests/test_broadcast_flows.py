@@ -27,7 +27,7 @@ from handlers.context import Services
 from handlers.router import SessionFactory
 from models.broadcasts import materialize
 from models.movements import MovementSpec, save_movement
-from models.people import grant_role
+from models.people import grant_role, revoke_role
 from models.tables import (
     Broadcast,
     BroadcastKind,
@@ -474,3 +474,38 @@ async def test_schedule_movement_replaces_only_what_is_not_sent(
         rows = (await session.exec(select(Broadcast.key, Broadcast.status))).all()
     assert sorted(status for _, status in rows) == ["running", "scheduled"]
     assert any(key.endswith("final:2027-06-25") for key, _ in rows)
+
+
+async def test_a_revoked_admin_cannot_finish_by_typing(
+    chat: FakeChat, services: Services, sessions: SessionFactory
+) -> None:
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/announce")
+    await chat.send("Thông báo quan trọng gửi toàn tỉnh về phong trào thi đua.")
+    await chat.press("an:nophoto")
+    await chat.press("an:a:all")
+    await chat.press("an:cdone")
+    await chat.press("an:later")
+    async with sessions() as session, session.begin():
+        await revoke_role(session, "test", chat.user_id, Role.ADMIN)
+    await chat.send("23:59")
+    assert "quản trị" in chat.said()
+    async with sessions() as session:
+        assert (await session.exec(select(Broadcast))).all() == []
+
+
+@pytest.mark.parametrize("typed", ["99999999999999999999/1/1", "31/02/2027", "0/0/0", "1/1/1999"])
+async def test_impossible_dates_get_a_clear_message(
+    chat: FakeChat, sessions: SessionFactory, typed: str
+) -> None:
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/newmovement")
+    await chat.send("Phong trào thử nghiệm ngày tháng")
+    await chat.send("Thu ngay")
+    await chat.press("ma:skip")
+    await chat.press("ma:skip")
+    await chat.send("Một tiêu chí")
+    await chat.send(typed)
+    assert "25/12/2026" in chat.said()
+    await chat.send("1/1/27")
+    assert "Ngày kết thúc" in chat.said(), "two-digit years are this century's"

@@ -58,6 +58,7 @@ class BotProcess:
             MEDIA_DIR=str(tmp_path / "media"),
             HTTP_PORT=str(free_port()),
             LEADER_CHECK_SECONDS="0.5",
+            OUTBOX_LEASE_SECONDS="2",
             LOG_JSON="true",
         )
         self.log = tmp_path / f"{name}.log"

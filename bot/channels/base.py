@@ -38,6 +38,10 @@ class Channel(Protocol):
         """Whether `chat_id` is a group or channel (platforms limit those more tightly)."""
         ...
 
+    def api_calls(self, outbound: Outbound) -> int:
+        """How many platform calls sending `outbound` takes (each counts against limits)."""
+        ...
+
 
 class ReplySender:
     """Sends a flow's replies in order; collapses coalescible ones sent in quick succession.

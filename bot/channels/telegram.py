@@ -334,8 +334,13 @@ class TelegramChannel:
     # ---- outbound -------------------------------------------------------------------
 
     def is_group(self, chat_id: str) -> bool:
-        """Groups, supergroups and channels have negative ids on Telegram."""
-        return chat_id.startswith("-")
+        """Groups, supergroups and channels have negative ids (or a @name) on Telegram."""
+        return chat_id.startswith(("-", "@"))
+
+    def api_calls(self, outbound: Outbound) -> int:
+        """An album (or single photo) per ten photos, then the text's messages."""
+        albums = -(-len(outbound.photos) // 10)
+        return albums + len(split_text(outbound.text, CAPABILITIES.max_text_length))
 
     async def send(self, outbound: Outbound) -> str:
         """Render `outbound` with the Bot API; returns the id of the last message sent."""
@@ -405,10 +410,9 @@ class TelegramChannel:
         for start in range(0, len(photos), 10):
             chunk = photos[start : start + 10]
             async with contextlib.AsyncExitStack() as uploads:
-                for photo in chunk:
-                    if photo.sha256 not in self._file_ids:
-                        lock = self._uploading.setdefault(photo.sha256, asyncio.Lock())
-                        await uploads.enter_async_context(lock)
+                for sha256 in sorted({p.sha256 for p in chunk} - set(self._file_ids)):
+                    lock = self._uploading.setdefault(sha256, asyncio.Lock())
+                    await uploads.enter_async_context(lock)  # in one order: no deadlock
                 media = [
                     InputMediaPhoto(
                         self._file_ids.get(photo.sha256)

@@ -398,6 +398,9 @@ class WebChatChannel:
     def is_group(self, chat_id: str) -> bool:
         return False
 
+    def api_calls(self, outbound: Outbound) -> int:
+        return 1
+
     async def send(self, outbound: Outbound) -> str:
         """Keep the message in the transcript and push it to the chat's open pages."""
         if outbound.edit_message_id:

@@ -270,6 +270,11 @@ class ZaloChannel:
         """The Zalo Bot API has no usable groups: every chat is a person's."""
         return False
 
+    def api_calls(self, outbound: Outbound) -> int:
+        """One call per photo (by URL), then the text's messages."""
+        text = to_plain(outbound.text)
+        return len(outbound.photos) + (len(split_text(text, MAX_TEXT_LENGTH)) if text else 0)
+
     async def send(self, outbound: Outbound) -> str:
         """Photos by URL, then the text (buttons as a numbered menu); an edit is sent anew."""
         try:
