@@ -88,7 +88,7 @@ from telegram.error import TelegramError  # noqa: E402
 from telegram.ext import AIORateLimiter, ApplicationBuilder  # noqa: E402
 
 from bot import db  # noqa: E402
-from bot.app import WEB_CHAT_LIMITS, Runtime, build_runtime  # noqa: E402
+from bot.app import Runtime, build_runtime  # noqa: E402
 from bot.channels.telegram import TelegramChannel  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -97,7 +97,6 @@ from models.broadcasts import create_broadcast  # noqa: E402
 from models.outbox import broadcast_payloads, delivery_counts  # noqa: E402
 from models.tables import Broadcast, BroadcastKind, Person, Subscription  # noqa: E402
 from scheduler.dispatcher import Dispatcher  # noqa: E402
-from scheduler.limiter import Limits, RateLimiter  # noqa: E402
 
 type JsonDict = dict[str, Any]
 
@@ -558,18 +557,8 @@ async def wait_recorded(runtime: Runtime, broadcast_id: int, deadline: float) ->
 
 
 def unlimited_dispatcher(runtime: Runtime) -> Dispatcher:
-    """Runtime.build_dispatcher's dispatcher (as for 1,000/s) with no Telegram limit."""
-
-    return Dispatcher(
-        runtime.sessions,
-        runtime.send_payload,
-        {
-            "web": RateLimiter(WEB_CHAT_LIMITS),
-            "telegram": RateLimiter(Limits(per_second=UNLIMITED_RATE)),
-        },
-        is_group=runtime.is_group,
-        batch_size=max(50, int(WEB_CHAT_LIMITS.per_second + PAID_LIMIT)),
-    )
+    """Runtime.build_dispatcher's dispatcher with no Telegram limit to speak of."""
+    return runtime.build_dispatcher(telegram_rate=UNLIMITED_RATE)
 
 
 @dataclass(frozen=True)
@@ -640,7 +629,7 @@ async def run_ours(
         stats = await fake.stats()
         final = await delivery_statuses(runtime, broadcast_id)
     finally:
-        await telegram.application.shutdown()
+        await telegram.stop()
         await runtime.engine.dispose()
     lost = never_served(stats, spec.chat_ids)
     measurement = Measurement(

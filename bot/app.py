@@ -195,12 +195,13 @@ class Runtime:
                 await self._dispatching
             self._dispatching = None
 
-    def build_dispatcher(self) -> Dispatcher:
+    def build_dispatcher(self, telegram_rate: float | None = None) -> Dispatcher:
+        """The outbox dispatcher, paced per channel (`telegram_rate`: bench/broadcast.py's
+        ceiling run, beyond what the settings allow)."""
         limiters = {"web": RateLimiter(WEB_CHAT_LIMITS)}
         if "telegram" in self.channels:
-            limiters["telegram"] = RateLimiter(
-                Limits(per_second=self.settings.telegram_broadcast_rate)
-            )
+            rate = telegram_rate or self.settings.telegram_broadcast_rate
+            limiters["telegram"] = RateLimiter(Limits(per_second=rate))
         if "zalo" in self.channels:
             limiters["zalo"] = RateLimiter(Limits(per_second=self.settings.zalo_broadcast_rate))
         return Dispatcher(

@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 UNEXPECTED_RETRY = 60.0
 """Seconds before retrying a message whose send failed in an unforeseen way (logged)."""
 STOP_GRACE_SECONDS = 2.0
+MAX_BUDGET = 2000
 FAILURE_PAUSE_SECONDS = 2.0
 """After an unexpected error (the database went away), the loop waits this long and goes on."""
 MAX_BACKOFF_SECONDS = 600.0
@@ -113,7 +114,10 @@ class Dispatcher:
         self._poll_every = poll_every
         self._flush_every = flush_every
         self._now = now
-        self._budget = {name: max(20, int(lim.limits.per_second)) for name, lim in limiters.items()}
+        self._budget = {
+            name: min(max(20, int(lim.limits.per_second)), MAX_BUDGET)
+            for name, lim in limiters.items()
+        }
         """Messages of each channel in flight at most: about a second's worth."""
         self._in_flight = dict.fromkeys(limiters, 0)
         self._slots = asyncio.Semaphore(concurrency)
