@@ -130,6 +130,9 @@ class Outbound:
     (for example one acknowledgement for a whole photo album)."""
     bulk: bool = False
     """Part of a broadcast: the channel may use its bulk options (Telegram's paid broadcast)."""
+    skip_parts: int = 0
+    """Platform calls of this message already made by an earlier, interrupted attempt (an
+    album sent before its text failed): the channel resumes after them."""
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-ready form, for the outbox."""

@@ -51,6 +51,7 @@ class Claimed:
     broadcast_id: int | None
     locale: str
     attempts: int
+    parts_sent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class Outcome:
     error: str = ""
     retry_in: float | None = None
     counts: bool = True
+    parts_sent: int = 0
 
     @property
     def sent(self) -> bool:
@@ -111,6 +113,7 @@ async def claim_due(
                 col(OutboxMessage.broadcast_id),
                 col(OutboxMessage.locale),
                 col(OutboxMessage.attempts),
+                col(OutboxMessage.parts_sent),
             )
         )
         rows = (await session.exec(claim)).all()
@@ -156,6 +159,7 @@ async def record(session: AsyncSession, token: str, outcomes: list[Outcome], now
             attempts=bindparam("attempts"),
             last_error=bindparam("last_error"),
             next_attempt_at=bindparam("next_attempt_at"),
+            parts_sent=bindparam("parts_sent"),
         )
         await connection.execute(statement, failed)
 
@@ -169,6 +173,7 @@ def _failure(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "last_error": outcome.error[:512],
         "status": OutboxStatus.FAILED if give_up else OutboxStatus.PENDING,
         "next_attempt_at": now + timedelta(seconds=outcome.retry_in or 0),
+        "parts_sent": outcome.parts_sent,
     }
 
 

@@ -330,6 +330,9 @@ class OutboxMessage(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=32)
     """The dispatcher run sending it (status `sending`): only that run records its outcome."""
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    parts_sent: int = 0
+    """Platform calls already made for this message (an album before its text): a retry
+    resumes after them instead of sending them twice."""
     report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
     purpose: str = Field(default="", max_length=16)
     channel: str = Field(max_length=16)

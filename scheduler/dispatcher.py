@@ -48,6 +48,7 @@ class DeliveryFailed(Exception):
     `backoff`: a transient failure (5xx, timeout): each further attempt waits twice as long.
     A 429 is not one: its `retry_after` is the platform's word, honoured as given.
     `recipient_gone`: the person blocked the bot or no longer exists; stop writing to them.
+    `parts_sent`: calls of a several-call message that went through (a retry skips them).
     """
 
     def __init__(
@@ -57,11 +58,14 @@ class DeliveryFailed(Exception):
         *,
         backoff: bool = False,
         recipient_gone: bool = False,
+        parts_sent: int = 0,
     ) -> None:
         super().__init__(reason)
         self.retry_in = retry_in
         self.backoff = backoff
         self.recipient_gone = recipient_gone
+        self.parts_sent = parts_sent
+        """Platform calls of the message that went through before this failure."""
 
     def delay(self, attempts: int) -> float | None:
         """Seconds before the next attempt, after `attempts` earlier ones."""
@@ -239,6 +243,8 @@ class Dispatcher:
             payload = message.payload
             if message.broadcast_id is not None:
                 payload = await self._broadcast_payload(message.broadcast_id, message.locale)
+            if message.parts_sent:
+                payload = {**payload, "skip_parts": message.parts_sent}
             cost = self._api_calls(message.channel, payload)
             await limiter.acquire(
                 message.chat_id, self._is_group(message.channel, message.chat_id), cost
@@ -258,7 +264,13 @@ class Dispatcher:
                 retry_in=retry_in,
             )
             rate_limited = retry_in is not None and not failure.backoff
-            return Outcome(message, error=str(failure), retry_in=retry_in, counts=not rate_limited)
+            return Outcome(
+                message,
+                error=str(failure),
+                retry_in=retry_in,
+                counts=not rate_limited,
+                parts_sent=max(failure.parts_sent, message.parts_sent),
+            )
         except Exception as error:
             log.exception("outbox.failed_unexpectedly", outbox_id=message.id)
             return Outcome(message, error=repr(error), retry_in=UNEXPECTED_RETRY)

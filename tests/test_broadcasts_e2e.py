@@ -31,6 +31,7 @@ from models.tables import (
     Subscription,
 )
 from tests.fakes.telegram_api import ApiCall, FakeTelegram
+from tests.images import jpeg
 from tests.test_moderation_e2e import (
     GROUP,
     card_in,
@@ -170,7 +171,7 @@ async def add_subscribers(bot: Runtime, fake: FakeTelegram, user_ids: range) -> 
             session.add(Subscription(person_id=person.id, channel="telegram", chat_id=str(user_id)))
 
 
-async def announce(bot: Runtime, text: str) -> int:
+async def announce(bot: Runtime, text: str, photos: list[str] | None = None) -> int:
     async with bot.sessions() as session, session.begin():
         broadcast = await create_broadcast(
             session,
@@ -180,6 +181,7 @@ async def announce(bot: Runtime, text: str) -> int:
                 announcements=True,
                 text=text,
                 title=text,
+                photos=photos or [],
             ),
         )
         assert broadcast is not None
@@ -243,3 +245,18 @@ async def test_the_dispatcher_keeps_to_the_configured_rate(
         assert fake.rate_limited <= 2, f"{fake.rate_limited} sends refused at the exact limit"
     finally:
         await stop_bot(runtime)
+
+
+async def test_a_retry_after_the_album_sends_only_the_text(
+    bot: Runtime, fake: FakeTelegram
+) -> None:
+    """The album went through, its text got a 429: the retry sends the text alone."""
+    await add_subscribers(bot, fake, range(6000, 6001))
+    photos = [(await bot.services.media.ingest(jpeg(color=c))).sha256 for c in ("red", "blue")]
+    fake.fail_next("sendMessage", status=429, retry_after=1)
+    await announce(bot, "Ảnh ngày hội thi đua ở bản Khuổi Ky", photos)
+    assert await start_due(bot.services, bot.sessions, datetime.now(UTC)) == 1
+    await fake.wait_until(lambda: len(delivered(fake, 6000)) == 1, timeout=20, what="the text")
+    assert len(delivered(fake, 6000, "sendMediaGroup")) == 1, "the album went out once"
+    to_subscriber = [c for c in fake.calls_to("sendMessage") if c.params["chat_id"] == 6000]
+    assert [c.status for c in to_subscriber] == [429, 200]

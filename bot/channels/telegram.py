@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -51,6 +52,7 @@ from handlers.messages import (
     Inbound,
     InboundKind,
     Outbound,
+    Photo,
     split_command,
 )
 from handlers.ports import MediaProblem, MediaRejected, MediaStore
@@ -343,28 +345,50 @@ class TelegramChannel:
         return albums + len(split_text(outbound.text, CAPABILITIES.max_text_length))
 
     async def send(self, outbound: Outbound) -> str:
-        """Render `outbound` with the Bot API; returns the id of the last message sent."""
+        """Render `outbound` with the Bot API; returns the id of the last message sent.
+
+        A message may take several calls (an album per ten photos, then the text in up
+        to 4,096-character parts). They go out in order from `outbound.skip_parts`; when
+        one fails, DeliveryFailed says how many are done, so a retry never repeats them.
+        """
+        done = outbound.skip_parts
         try:
             if outbound.edit_message_id:
                 return await self._edit(outbound)
-            if _plain_bulk_text(outbound):
+            if _plain_bulk_text(outbound) and not done:
                 return await self._bulk.send_text(outbound.chat_id, outbound.text)
-            if outbound.photos:
-                await self._send_photos(outbound)
-            return await self._send_text(outbound)
+            message_id = ""
+            for part in self._parts(outbound)[done:]:
+                message_id = await part() or message_id
+                done += 1
+            return message_id
         except ChatMigrated as error:
             await self._on_migrated(outbound.chat_id, str(error.new_chat_id))
-            outbound.chat_id = str(error.new_chat_id)
+            outbound.chat_id, outbound.skip_parts = str(error.new_chat_id), done
             return await self.send(outbound)
         except RetryAfter as error:
-            raise DeliveryFailed(str(error), retry_in=_seconds(error.retry_after)) from error
+            retry_in = _seconds(error.retry_after)
+            raise DeliveryFailed(str(error), retry_in, parts_sent=done) from error
         except Forbidden as error:
-            raise DeliveryFailed(str(error), retry_in=None, recipient_gone=True) from error
+            raise DeliveryFailed(str(error), None, recipient_gone=True) from error
         except BadRequest as error:
             log.error("telegram.send.bad_request", chat_id=outbound.chat_id, error=str(error))
-            raise DeliveryFailed(str(error), retry_in=None) from error
+            raise DeliveryFailed(str(error), None, parts_sent=done) from error
         except (NetworkError, TelegramError) as error:
-            raise DeliveryFailed(str(error), retry_in=5.0, backoff=True) from error
+            raise DeliveryFailed(str(error), 5.0, backoff=True, parts_sent=done) from error
+
+    def _parts(self, outbound: Outbound) -> list[Callable[[], Awaitable[str]]]:
+        """The calls that send `outbound`, in order; each returns a message id or ""."""
+        albums = [outbound.photos[i : i + 10] for i in range(0, len(outbound.photos), 10)]
+        chunks = split_text(outbound.text, CAPABILITIES.max_text_length)
+        parts: list[Callable[[], Awaitable[str]]] = [
+            partial(self._send_album, outbound, album) for album in albums
+        ]
+        parts += [
+            partial(self._send_chunk, outbound, chunk, last=i == len(chunks) - 1)
+            for i, chunk in enumerate(chunks)
+        ]
+        return parts
 
     async def _edit(self, outbound: Outbound) -> str:
         try:
@@ -381,66 +405,59 @@ class TelegramChannel:
                 raise
         return outbound.edit_message_id
 
-    async def _send_text(self, outbound: Outbound) -> str:
-        chunks = split_text(outbound.text, CAPABILITIES.max_text_length)
-        message_id = ""
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            sent = await self.application.bot.send_message(
-                chat_id=outbound.chat_id,
-                text=chunk,
-                parse_mode=ParseMode.HTML,
-                reply_markup=_markup(outbound) if last else None,
-                disable_web_page_preview=True,
-                allow_paid_broadcast=self._paid(outbound),
-            )
-            message_id = str(sent.message_id)
-        return message_id
+    async def _send_chunk(self, outbound: Outbound, chunk: str, *, last: bool) -> str:
+        sent = await self.application.bot.send_message(
+            chat_id=outbound.chat_id,
+            text=chunk,
+            parse_mode=ParseMode.HTML,
+            reply_markup=_markup(outbound) if last else None,
+            disable_web_page_preview=True,
+            allow_paid_broadcast=self._paid(outbound),
+        )
+        return str(sent.message_id)
 
     def _paid(self, outbound: Outbound) -> bool | None:
         return True if outbound.bulk and self._paid_broadcast else None
 
-    async def _send_photos(self, outbound: Outbound) -> None:
-        """An album per ten photos (Telegram's limit); the text with its buttons follows.
+    async def _send_album(self, outbound: Outbound, chunk: list[Photo]) -> str:
+        """Up to ten photos: a single photo, or an album (the text follows separately).
 
         Each image is uploaded once: the `file_id` Telegram returns is reused for every
         later send (a broadcast to thousands uploads each photo a single time).
         """
-        photos = outbound.photos
-        for start in range(0, len(photos), 10):
-            chunk = photos[start : start + 10]
-            async with contextlib.AsyncExitStack() as uploads:
-                for sha256 in sorted({p.sha256 for p in chunk} - set(self._file_ids)):
-                    lock = self._uploading.setdefault(sha256, asyncio.Lock())
-                    await uploads.enter_async_context(lock)  # in one order: no deadlock
-                media = [
-                    InputMediaPhoto(
-                        self._file_ids.get(photo.sha256)
-                        or self._media.path_of(photo.sha256).read_bytes(),
-                        caption=photo.caption or None,
+        async with contextlib.AsyncExitStack() as uploads:
+            for sha256 in sorted({p.sha256 for p in chunk} - set(self._file_ids)):
+                lock = self._uploading.setdefault(sha256, asyncio.Lock())
+                await uploads.enter_async_context(lock)  # in one order: no deadlock
+            media = [
+                InputMediaPhoto(
+                    self._file_ids.get(photo.sha256)
+                    or self._media.path_of(photo.sha256).read_bytes(),
+                    caption=photo.caption or None,
+                    parse_mode=ParseMode.HTML,
+                )
+                for photo in chunk
+            ]
+            if len(media) == 1:
+                sent = [
+                    await self.application.bot.send_photo(
+                        outbound.chat_id,
+                        media[0].media,
+                        caption=media[0].caption,
                         parse_mode=ParseMode.HTML,
+                        allow_paid_broadcast=self._paid(outbound),
                     )
-                    for photo in chunk
                 ]
-                if len(media) == 1:
-                    sent = [
-                        await self.application.bot.send_photo(
-                            outbound.chat_id,
-                            media[0].media,
-                            caption=media[0].caption,
-                            parse_mode=ParseMode.HTML,
-                            allow_paid_broadcast=self._paid(outbound),
-                        )
-                    ]
-                else:
-                    sent = list(
-                        await self.application.bot.send_media_group(
-                            outbound.chat_id, media, allow_paid_broadcast=self._paid(outbound)
-                        )
+            else:
+                sent = list(
+                    await self.application.bot.send_media_group(
+                        outbound.chat_id, media, allow_paid_broadcast=self._paid(outbound)
                     )
-                for photo, message in zip(chunk, sent, strict=False):
-                    if message.photo:
-                        self._file_ids[photo.sha256] = message.photo[-1].file_id
+                )
+            for photo, message in zip(chunk, sent, strict=False):
+                if message.photo:
+                    self._file_ids[photo.sha256] = message.photo[-1].file_id
+        return ""
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None

@@ -276,19 +276,27 @@ class ZaloChannel:
         return len(outbound.photos) + (len(split_text(text, MAX_TEXT_LENGTH)) if text else 0)
 
     async def send(self, outbound: Outbound) -> str:
-        """Photos by URL, then the text (buttons as a numbered menu); an edit is sent anew."""
+        """Photos by URL, then the text (buttons as a numbered menu); an edit is sent anew.
+
+        Calls go out in order from `outbound.skip_parts`; a failure says how many are done,
+        so a retry never sends a photo twice.
+        """
+        done = outbound.skip_parts
         try:
             message_id = ""
-            for photo in outbound.photos:
+            for photo in outbound.photos[done:]:
                 caption = to_plain(photo.caption)[:MAX_TEXT_LENGTH]
                 url = self._media_urls.url_for(photo.sha256)
                 message_id = await self.client.send_photo(outbound.chat_id, url, caption)
+                done += 1
             text = await self._with_menu(outbound)
-            for chunk in split_text(text, MAX_TEXT_LENGTH) if text else []:
+            chunks = split_text(text, MAX_TEXT_LENGTH) if text else []
+            for chunk in chunks[done - len(outbound.photos) :]:
                 message_id = await self.client.send_message(outbound.chat_id, chunk)
+                done += 1
             return message_id
         except ZaloApiError as error:
-            raise _failure(error) from None
+            raise _failure(error, done) from None
 
     async def _with_menu(self, outbound: Outbound) -> str:
         """The plain text to send; its buttons, if any, become the chat's numbered menu."""
@@ -302,18 +310,22 @@ class ZaloChannel:
         return text
 
 
-def _failure(error: ZaloApiError) -> DeliveryFailed:
-    """Zalo's error as the outbox understands it: when to try again, or never."""
+def _failure(error: ZaloApiError, done: int) -> DeliveryFailed:
+    """Zalo's error as the outbox understands it: when to try again (after `done` calls of
+    the message went through), or never."""
     if error.status == 429:
-        return DeliveryFailed(str(error), retry_in=error.retry_after or RATE_LIMITED_RETRY_SECONDS)
+        retry_in = error.retry_after or RATE_LIMITED_RETRY_SECONDS
+        return DeliveryFailed(str(error), retry_in=retry_in, parts_sent=done)
     if error.status in GIVE_UP_STATUSES:
         log.warning("zalo.send.refused", error=str(error))
         return DeliveryFailed(
             str(error), retry_in=None, recipient_gone=error.status in RECIPIENT_GONE_STATUSES
         )
     if error.retry_after:
-        return DeliveryFailed(str(error), retry_in=error.retry_after)
-    return DeliveryFailed(str(error), retry_in=SERVER_ERROR_RETRY_SECONDS, backoff=True)
+        return DeliveryFailed(str(error), retry_in=error.retry_after, parts_sent=done)
+    return DeliveryFailed(
+        str(error), retry_in=SERVER_ERROR_RETRY_SECONDS, backoff=True, parts_sent=done
+    )
 
 
 def _unwrapped(body: object) -> dict[str, Any] | None:

@@ -121,6 +121,9 @@ def upgrade() -> None:
             sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True)
         )
         batch_op.add_column(sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("parts_sent", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.create_index("ix_outbox_broadcast", ["broadcast_id", "status"], unique=False)
         batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
         batch_op.create_unique_constraint(
@@ -149,6 +152,7 @@ def downgrade() -> None:
         batch_op.drop_constraint("uq_outbox_message_delivery", type_="unique")
         batch_op.drop_index("ix_outbox_due")
         batch_op.drop_index("ix_outbox_broadcast")
+        batch_op.drop_column("parts_sent")
         batch_op.drop_column("claimed_at")
         batch_op.drop_column("claimed_by")
         batch_op.drop_column("locale")
