@@ -41,8 +41,8 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
-from bot.channels.telegram_bulk import BulkSender
 from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram_lean import LeanTextSender
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.messages import (
@@ -119,7 +119,7 @@ class TelegramChannel:
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
         self._replies = ReplySender(self.send)
-        self._bulk = BulkSender(application.bot.base_url, paid_broadcast=paid_broadcast)
+        self._lean = LeanTextSender(application.bot.base_url)
         application.add_handler(TypeHandler(Update, self._on_update))
         application.add_error_handler(self._on_error)
 
@@ -148,7 +148,7 @@ class TelegramChannel:
             await self.application.stop()
         await self._replies.flush()
         await self.application.shutdown()
-        await self._bulk.close()
+        await self._lean.close()
 
     async def _on_migrated(self, old_chat_id: str, new_chat_id: str) -> None:
         log.info("telegram.chat.migrated", old=old_chat_id, new=new_chat_id)
@@ -355,8 +355,6 @@ class TelegramChannel:
         try:
             if outbound.edit_message_id:
                 return await self._edit(outbound)
-            if _plain_bulk_text(outbound) and not done:
-                return await self._bulk.send_text(outbound.chat_id, outbound.text)
             message_id = ""
             for part in self._parts(outbound)[done:]:
                 message_id = await part() or message_id
@@ -366,6 +364,9 @@ class TelegramChannel:
             await self._on_migrated(outbound.chat_id, str(error.new_chat_id))
             outbound.chat_id, outbound.skip_parts = str(error.new_chat_id), done
             return await self.send(outbound)
+        except DeliveryFailed as failure:  # from the lean path, which knows no parts
+            failure.parts_sent = done
+            raise
         except RetryAfter as error:
             retry_in = _seconds(error.retry_after)
             raise DeliveryFailed(str(error), retry_in, parts_sent=done) from error
@@ -406,15 +407,13 @@ class TelegramChannel:
         return outbound.edit_message_id
 
     async def _send_chunk(self, outbound: Outbound, chunk: str, *, last: bool) -> str:
-        sent = await self.application.bot.send_message(
-            chat_id=outbound.chat_id,
-            text=chunk,
-            parse_mode=ParseMode.HTML,
-            reply_markup=_markup(outbound) if last else None,
-            disable_web_page_preview=True,
-            allow_paid_broadcast=self._paid(outbound),
+        markup = _markup(outbound) if last else None
+        return await self._lean.send_text(
+            outbound.chat_id,
+            chunk,
+            reply_markup=markup.to_dict() if markup is not None else None,
+            paid_broadcast=bool(self._paid(outbound)),
         )
-        return str(sent.message_id)
 
     def _paid(self, outbound: Outbound) -> bool | None:
         return True if outbound.bulk and self._paid_broadcast else None
@@ -462,16 +461,6 @@ class TelegramChannel:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
         log.error("telegram.update.failed", update_id=update_id, exc_info=context.error)
-
-
-def _plain_bulk_text(outbound: Outbound) -> bool:
-    """A broadcast's text alone, in one message: the lean path can send it."""
-    return (
-        outbound.bulk
-        and not outbound.photos
-        and not outbound.buttons
-        and len(outbound.text) <= CAPABILITIES.max_text_length
-    )
 
 
 def _markup(

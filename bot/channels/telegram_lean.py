@@ -1,10 +1,10 @@
-"""Broadcast texts to Telegram on a lean path: one JSON POST, one field read from the answer.
+"""Text messages to Telegram on a lean path: one JSON POST, one field read from the answer.
 
-A broadcast sends the same text to thousands of chats. Through python-telegram-bot each
-send builds request parameters and parses the answer into a full `Message` object, which
-profiling showed to be most of the bot's CPU per message (bench/broadcast.py). Here the
-answer's `message_id` is all that is read. Everything else (replies, cards, photos,
-buttons) goes through python-telegram-bot as before.
+Through python-telegram-bot each send builds request parameters and parses the answer
+into a full `Message` object; profiling showed that to be most of the bot's CPU per
+message (bench/broadcast.py, bench/updates.py). Every text the bot sends (replies,
+cards' texts, notices, broadcasts) goes out here and reads back only `message_id`.
+Photos, albums and edits still go through python-telegram-bot.
 """
 
 from __future__ import annotations
@@ -24,15 +24,21 @@ TRANSIENT_RETRY_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
 
-class BulkSender:
-    def __init__(self, bot_url: str, *, paid_broadcast: bool, connections: int = 64) -> None:
+class LeanTextSender:
+    def __init__(self, bot_url: str, *, connections: int = 64) -> None:
         """`bot_url` is `{base}/bot{token}`; it is never logged."""
         self._bot_url = bot_url
-        self._paid = paid_broadcast
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
 
-    async def send_text(self, chat_id: str, text: str) -> str:
+    async def send_text(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+        paid_broadcast: bool = False,
+    ) -> str:
         """Send one HTML text; returns its message id, or raises DeliveryFailed/ChatMigrated."""
         body: dict[str, Any] = {
             "chat_id": chat_id,
@@ -40,7 +46,9 @@ class BulkSender:
             "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True},
         }
-        if self._paid:
+        if reply_markup is not None:
+            body["reply_markup"] = reply_markup
+        if paid_broadcast:
             body["allow_paid_broadcast"] = True
         try:
             async with self._client().post(
@@ -85,6 +93,6 @@ def _message_id(status: int, answer: bytes) -> str:
     if status == 403:
         raise DeliveryFailed(description, None, recipient_gone=True)
     if 400 <= status < 500:
-        log.error("telegram.bulk.refused", status=status, error=description)
+        log.error("telegram.send.refused", status=status, error=description)
         raise DeliveryFailed(description, None)
     raise DeliveryFailed(description, TRANSIENT_RETRY_SECONDS, backoff=True)
