@@ -110,6 +110,8 @@ CONSENT_TEXT = N_(
 async def start(ctx: FlowContext, movement: Movement | None = None) -> None:
     """Begin a report (for `movement`, from its deep link), or offer to continue one."""
     state = ctx.conversation
+    if state.flow == FLOW and movement is not None:
+        _attach_movement(ctx, movement.id, movement.short_name)
     if state.flow == FLOW and state.step == Step.RESUME:
         await _prompt(ctx, Step.RESUME)
         return
@@ -131,9 +133,13 @@ async def start(ctx: FlowContext, movement: Movement | None = None) -> None:
         return
     state.flow, state.data = FLOW, {"officer": Role.OFFICER in ctx.roles}
     if movement is not None:
-        state.data.update(movement_id=movement.id, movement_name=movement.short_name)
-        ctx.say(fmt(ctx._("🚩 This report is for the movement {name}."), name=movement.short_name))
+        _attach_movement(ctx, movement.id, movement.short_name)
     await _go(ctx, Step.KIND)
+
+
+def _attach_movement(ctx: FlowContext, movement_id: int | None, name: str) -> None:
+    ctx.conversation.data.update(movement_id=movement_id, movement_name=name)
+    ctx.say(fmt(ctx._("🚩 This report is for the movement {name}."), name=name))
 
 
 async def on_button(ctx: FlowContext, payload: str) -> None:
@@ -419,8 +425,11 @@ async def _resume(ctx: FlowContext, value: str) -> None:
     if value == "continue" and data.get("resume_step") in Step.__members__.values():
         await _go(ctx, Step(data.pop("resume_step")))
         return
+    movement_id, name = data.get("movement_id"), data.get("movement_name", "")
     ctx.conversation.flow, ctx.conversation.data = "", {}
     await start(ctx)
+    if movement_id and ctx.conversation.flow == FLOW:  # a movement's link led here: keep it
+        _attach_movement(ctx, movement_id, name)
 
 
 _CHOICE_HANDLERS: dict[Step, Callable[[FlowContext, str], Awaitable[None]]] = {

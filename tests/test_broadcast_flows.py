@@ -509,3 +509,19 @@ async def test_impossible_dates_get_a_clear_message(
     assert "25/12/2026" in chat.said()
     await chat.send("1/1/27")
     assert "Ngày kết thúc" in chat.said(), "two-digit years are this century's"
+
+
+async def test_a_movement_link_during_an_unfinished_report_keeps_the_movement(
+    chat: FakeChat, services: Services, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    await import_movements(services, sessions, tmp_path)
+    await chat.send("/report")
+    await chat.press("r:kind:individual")
+    await chat.send("Lý Văn Páo")
+    await chat.send("/start movement_dan-van-kheo-2026")
+    assert "Dân vận khéo 2026" in chat.texts()[-2]
+    await chat.press("r:resume:new")
+    await file_report(chat)
+    async with sessions() as session:
+        report = (await session.exec(select(Report))).one()
+    assert report.movement_id is not None and report.nominee_name == "Hà Thị Mai"
