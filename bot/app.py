@@ -130,6 +130,12 @@ class Runtime:
         outbound.chat_id = chat_id  # a broadcast's payload is one for all its recipients
         return await target.send(outbound)
 
+    async def send_paced(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
+        """Send at once, but within the leader's limits (progress messages)."""
+        if self.dispatcher is None:
+            return await self.send_payload(channel, chat_id, payload)
+        return await self.dispatcher.send_now(channel, chat_id, payload)
+
     async def staff_menus(self, channel: str) -> dict[str, list[tuple[str, str]]]:
         async with self.sessions() as session:
             return await staff_command_menus(session, self.services, channel)
@@ -281,7 +287,7 @@ class Runtime:
             ),
             PeriodicJob(
                 "broadcast-progress",
-                at_now(report_progress, services, sessions, self.send_payload),
+                at_now(report_progress, services, sessions, self.send_paced),
                 PROGRESS_EVERY_SECONDS,
             ),
         ]

@@ -161,6 +161,13 @@ class Dispatcher:
                 async with self._sessions() as session, session.begin():
                     await release(session, token=self.token)
 
+    async def send_now(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
+        """Send outside the outbox (the live progress message), within the channel's limits."""
+        limiter = self._limiters.get(channel)
+        if limiter is not None:
+            await limiter.acquire(chat_id, self._is_group(channel, chat_id))
+        return await self._send(channel, chat_id, payload)
+
     async def _finish_workers(self) -> None:
         """Let sends under way finish (a few seconds at most); stop those still waiting."""
         if not self._workers:
