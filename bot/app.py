@@ -42,6 +42,7 @@ from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
 from models.people import grant_role, revoke_grants_by
+from models.receipts import forget_receipts
 from models.runtime_settings import set_value
 from models.tables import Role
 from scheduler.dispatcher import DeliveryFailed, Dispatcher
@@ -55,6 +56,8 @@ DRAFT_SWEEP_EVERY_SECONDS = 300.0
 PUBLICATION_EVERY_SECONDS = 30.0
 BROADCAST_START_EVERY_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 5.0
+RECEIPT_SWEEP_EVERY_SECONDS = 3600.0
+RECEIPTS_KEPT = timedelta(days=7)
 WEB_CHAT_LIMITS = Limits(per_second=200.0, chat_interval=0.0)
 """The web chat is our own server: no platform limit, only a guard against a runaway loop."""
 
@@ -129,6 +132,10 @@ class Runtime:
         outbound = Outbound.from_payload(payload)
         outbound.chat_id = chat_id  # a broadcast's payload is one for all its recipients
         return await target.send(outbound)
+
+    async def forget_old_receipts(self) -> None:
+        async with self.sessions() as session, session.begin():
+            await forget_receipts(session, datetime.now(UTC) - RECEIPTS_KEPT)
 
     async def send_paced(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
         """Send at once, but within the leader's limits (progress messages)."""
@@ -285,6 +292,7 @@ class Runtime:
                 at_now(start_due, services, sessions),
                 BROADCAST_START_EVERY_SECONDS,
             ),
+            PeriodicJob("forget-receipts", self.forget_old_receipts, RECEIPT_SWEEP_EVERY_SECONDS),
             PeriodicJob(
                 "broadcast-progress",
                 at_now(report_progress, services, sessions, self.send_paced),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import delete
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import InboundReceipt
@@ -23,3 +25,11 @@ async def first_delivery(
         insert.on_conflict_do_nothing(index_elements=["channel", "message_id"])
     )
     return bool(result.rowcount)
+
+
+async def forget_receipts(session: AsyncSession, before: datetime) -> int:
+    """Drop receipts older than `before`: platforms stop redelivering long before."""
+    result = await session.exec(
+        delete(InboundReceipt).where(col(InboundReceipt.received_at) < before)
+    )
+    return int(result.rowcount)

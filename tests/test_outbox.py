@@ -11,7 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.router import SessionFactory
 from models.outbox import Outcome, claim_due, enqueue, record, release
-from models.tables import Broadcast, BroadcastKind, OutboxMessage, OutboxStatus
+from models.receipts import first_delivery, forget_receipts
+from models.tables import Broadcast, BroadcastKind, InboundReceipt, OutboxMessage, OutboxStatus
 from scheduler.dispatcher import DeliveryFailed, Dispatcher
 from scheduler.limiter import Limits, RateLimiter
 
@@ -143,3 +144,15 @@ async def test_a_chat_keeps_its_order_when_one_message_must_wait(sessions: Sessi
     await dispatcher.drain()
     assert attempts == ["first", "first", "second", "third"]
     assert [row.attempts for row in await rows(sessions)] == [1, 1, 1]
+
+
+async def test_old_inbound_receipts_are_forgotten(sessions: SessionFactory) -> None:
+    async with sessions() as session, session.begin():
+        assert await first_delivery(session, "zalo", "old", NOW - timedelta(days=8))
+        assert await first_delivery(session, "zalo", "new", NOW - timedelta(days=1))
+        assert not await first_delivery(session, "zalo", "new", NOW)
+    async with sessions() as session, session.begin():
+        assert await forget_receipts(session, NOW - timedelta(days=7)) == 1
+    async with sessions() as session:
+        kept = (await session.exec(select(InboundReceipt.message_id))).all()
+    assert kept == ["new"]
