@@ -127,6 +127,8 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._queues: dict[tuple[str, str], deque[Claimed]] = {}
         self._workers: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[Any]] = set()
+        """Workers whose request is on its way to the platform right now."""
         self._room = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -172,6 +174,8 @@ class Dispatcher:
         """Let sends under way finish (a few seconds at most); stop those still waiting."""
         if not self._workers:
             return
+        for worker in self._workers - self._sending:
+            worker.cancel()  # only waiting for its slot: its message stays claimed, released
         _, waiting = await asyncio.wait(set(self._workers), timeout=STOP_GRACE_SECONDS)
         for worker in waiting:
             worker.cancel()
@@ -257,7 +261,13 @@ class Dispatcher:
                 message.chat_id, self._is_group(message.channel, message.chat_id), cost
             )
             async with self._slots:
-                platform_id = await self._send(message.channel, message.chat_id, payload)
+                worker = asyncio.current_task()
+                assert worker is not None
+                self._sending.add(worker)
+                try:
+                    platform_id = await self._send(message.channel, message.chat_id, payload)
+                finally:
+                    self._sending.discard(worker)
         except DeliveryFailed as failure:
             if failure.recipient_gone:
                 self._gone.append((message.channel, message.chat_id))
