@@ -66,6 +66,12 @@ class ConfigurationError(SystemExit):
     """Start-up cannot go on; the message tells the operator what to do."""
 
 
+def running_channels(settings: Settings) -> frozenset[str]:
+    """The channels `build_runtime` starts: the web chat always, platforms with a token."""
+    tokens = {"telegram": settings.telegram_bot_token, "zalo": settings.zalo_bot_token}
+    return frozenset({"web"} | {name for name, token in tokens.items() if token is not None})
+
+
 def build_services(settings: Settings) -> Services:
     area_file = settings.area_tags_file or bundled_area_tags(settings.province_code)
     return Services(
@@ -93,6 +99,7 @@ def build_services(settings: Settings) -> Services:
             digest_weekday=settings.digest_weekday,
             digest_time=settings.digest_time,
             movement_announce_time=settings.movement_announce_time,
+            channels=running_channels(settings),
         ),
         media=ImageStore(
             settings.media_dir,

@@ -191,7 +191,9 @@ async def start_due(services: Services, sessions: SessionFactory, now: datetime)
             payloads = await render(session, services, broadcast)
             locale = services.config.default_locale
             public = [(ch, chat, locale) for ch, chat in services.config.publication_chats.items()]
-            recipients = await materialize(session, broadcast, public, now)
+            recipients = await materialize(
+                session, broadcast, public, now, services.config.channels or None
+            )
             broadcast.progress_chats = await _progress_chats(session, services, broadcast)
             await start(session, broadcast, payloads, recipients, now)
             log.info(

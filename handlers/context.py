@@ -41,6 +41,9 @@ class FlowConfig:
     """Day of the weekly digest, 0 = Monday … 6 = Sunday."""
     digest_time: time = time(19, 30)
     movement_announce_time: time = time(8, 0)
+    channels: frozenset[str] = frozenset()
+    """The channels this deployment runs: subscribers elsewhere (a channel whose token was
+    removed) are not sent to, so no broadcast waits forever. Empty: every channel."""
     """When a movement's launch, reminders and reviews are announced on their day."""
     queue_page_size: int = 5
 

@@ -72,10 +72,12 @@ async def materialize(
     broadcast: Broadcast,
     extra_chats: list[tuple[str, str, str]],
     now: datetime,
+    channels: frozenset[str] | None = None,
 ) -> int:
     """One pending delivery per recipient, in one statement; returns how many.
 
-    Recipients: active subscribers of one of the broadcast's topics, in one of its
+    Recipients: active subscribers (on `channels`, the ones running; None: all) of one
+    of the broadcast's topics, in one of its
     communes (see PROVINCE_WIDE_KINDS), plus `extra_chats` (channel, chat id, locale),
     such as the public Telegram channel. Nobody is added twice (the unique key guards it).
     """
@@ -105,6 +107,8 @@ async def materialize(
         col(OutboxMessage.chat_id) == col(Subscription.chat_id),
     )
     recipients = recipients.where(col(Subscription.active), or_(*topics), ~already.exists())
+    if channels is not None:
+        recipients = recipients.where(col(Subscription.channel).in_(channels))
     if broadcast.commune_codes:
         in_communes: ColumnElement[bool] = col(Subscription.commune_code).in_(
             broadcast.commune_codes

@@ -525,3 +525,22 @@ async def test_a_movement_link_during_an_unfinished_report_keeps_the_movement(
     async with sessions() as session:
         report = (await session.exec(select(Report))).one()
     assert report.movement_id is not None and report.nominee_name == "Hà Thị Mai"
+
+
+async def test_subscribers_of_a_channel_that_no_longer_runs_are_left_out(
+    services: Services, sessions: SessionFactory
+) -> None:
+    """A Zalo subscriber, on a deployment whose Zalo token was removed, is not waited for."""
+    async with sessions() as session, session.begin():
+        for channel in ("web", "zalo"):
+            person = Person(channel=channel, external_id=f"{channel}-1", locale="vi")
+            session.add(person)
+            await session.flush()
+            assert person.id is not None
+            session.add(Subscription(person_id=person.id, channel=channel, chat_id=f"{channel}-1"))
+        session.add(Broadcast(key="a:1", kind=BroadcastKind.ANNOUNCEMENT, announcements=True))
+    assert services.config.channels == frozenset({"web"})
+    assert await start_due(services, sessions, datetime.now(UTC)) == 1
+    async with sessions() as session:
+        chats = (await session.exec(select(OutboxMessage.chat_id))).all()
+    assert chats == ["web-1"]
