@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from handlers.admin import is_admin
-from handlers.broadcasting import describe
+from handlers.broadcasting import describe, publish_approved
 from handlers.context import FlowContext
 from handlers.messages import Button, InboundKind
 from handlers.movements import parse_day
@@ -238,6 +238,22 @@ async def _schedule(ctx: FlowContext, when: datetime) -> None:
             ),
             id=broadcast.id,
             when=local.strftime("%H:%M %d/%m/%Y"),
+        )
+    )
+
+
+async def publish_now(ctx: FlowContext) -> None:
+    """/publish: the approved stories go out now, without waiting for the next slot."""
+    if not is_admin(ctx):
+        return
+    published = await publish_approved(ctx.session, ctx.now, decided_by=None)
+    if not published:
+        ctx.say(ctx._("No approved story is waiting."))
+        return
+    ctx.say(
+        fmt(
+            ctx._("{count} stories are published; subscribers receive them within seconds."),
+            count=len(published),
         )
     )
 

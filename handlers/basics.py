@@ -42,6 +42,7 @@ ADMIN_COMMANDS: list[tuple[str, str]] = [
     ("editmovement", N_("Edit a movement: /editmovement short-name")),
     ("announce", N_("Announce to subscribers")),
     ("broadcasts", N_("Scheduled and running broadcasts")),
+    ("publish", N_("Publish the approved stories now")),
 ]
 
 

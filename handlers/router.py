@@ -68,6 +68,7 @@ COMMAND_FLOWS: dict[str, Flow] = {
     "editmovement": movements.edit_movement,
     "announce": announcements.announce,
     "broadcasts": announcements.list_broadcasts,
+    "publish": announcements.publish_now,
 }
 GROUP_COMMANDS = frozenset(
     {"queue", "history", "duyet", "approve", "tuchoi", "reject", "bosung", "askmore"}

@@ -544,3 +544,23 @@ async def test_subscribers_of_a_channel_that_no_longer_runs_are_left_out(
     async with sessions() as session:
         chats = (await session.exec(select(OutboxMessage.chat_id))).all()
     assert chats == ["web-1"]
+
+
+async def test_an_admin_publishes_the_approved_stories_now(
+    chat: FakeChat, services: Services, sessions: SessionFactory
+) -> None:
+    await chat.send("/report")
+    await file_report(chat)
+    await chat.send("/publish")
+    assert "quản trị" in chat.said(), "only administrators"
+    await grant(sessions, "900", Role.ADMIN)
+    admin = FakeChat(services, sessions, user_id="900")
+    await admin.send("/publish")
+    assert "Không có" in admin.said(), "nothing approved yet"
+    await approve_all(sessions, datetime.now(UTC))
+    await admin.send("/publish")
+    assert "Đã đăng 1" in admin.said()
+    async with sessions() as session:
+        report = (await session.exec(select(Report))).one()
+        broadcast = (await session.exec(select(Broadcast))).one()
+    assert report.status == ReportStatus.PUBLISHED and broadcast.report_id == report.id
