@@ -311,9 +311,11 @@ async def test_signed_media_urls(settings: Settings, zalo: FakeZalo) -> None:
                     assert response.status == 403, refused
 
 
-async def test_telegram_moderator_approves_a_zalo_report(
+@asynccontextmanager
+async def with_telegram_moderator(
     settings: Settings, zalo: FakeZalo
-) -> None:
+) -> AsyncIterator[tuple[FakeTelegram, Runtime]]:
+    """A bot on Zalo and Telegram, with moderator 601 in the Telegram moderators' group."""
     async with FakeTelegram() as telegram:
         config = zalo_settings(
             settings,
@@ -324,64 +326,63 @@ async def test_telegram_moderator_approves_a_zalo_report(
         )
         async with running(config) as runtime:
             await grant(runtime, "telegram", "601")
-            reporter = zalo.user("u-zalo-reporter")
-            code = await report_on_zalo(reporter, "Hà Thị Lụa")
-            card = await card_in(telegram, GROUP, code)
-            assert "Hà Thị Lụa" in (card.plain_text or "")
-            moderator = telegram.user(user_id=601, first_name="Cán bộ Tâm", chat_id=GROUP)
-            await moderator.press(data_of(card, "m:ap:"))
-            await zalo.wait_until(
-                lambda: "đã được Hội đồng duyệt" in reporter.inbox[-1].text,
-                what="the approval notice on Zalo",
-            )
-            assert code in reporter.inbox[-1].text
-            [report] = await reports(runtime)
-            assert report.status == ReportStatus.APPROVED
+            yield telegram, runtime
+
+
+async def approve_on_telegram(
+    telegram: FakeTelegram, zalo: FakeZalo, reporter: ZaloUser, code: str
+) -> str:
+    """Moderator 601 approves `code` on its card; returns the card's text."""
+    card = await card_in(telegram, GROUP, code)
+    moderator = telegram.user(user_id=601, first_name="Cán bộ Tâm", chat_id=GROUP)
+    await moderator.press(data_of(card, "m:ap:"))
+    await zalo.wait_until(
+        lambda: "đã được Hội đồng duyệt" in reporter.inbox[-1].text,
+        what="the approval notice on Zalo",
+    )
+    return card.plain_text or ""
+
+
+async def test_telegram_moderator_approves_a_zalo_report(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    async with with_telegram_moderator(settings, zalo) as (telegram, runtime):
+        reporter = zalo.user("u-zalo-reporter")
+        code = await report_on_zalo(reporter, "Hà Thị Lụa")
+        assert "Hà Thị Lụa" in await approve_on_telegram(telegram, zalo, reporter, code)
+        assert code in reporter.inbox[-1].text
+        [report] = await reports(runtime)
+        assert report.status == ReportStatus.APPROVED
 
 
 async def test_a_zalo_story_reaches_telegram_and_zalo_subscribers_with_photos(
     settings: Settings, zalo: FakeZalo
 ) -> None:
     """The issue's whole path: report on Zalo, approve on Telegram, publish to both."""
-    async with FakeTelegram() as telegram:
-        config = zalo_settings(
-            settings,
-            zalo,
-            telegram_bot_token="42:TOKEN",
-            telegram_api_base_url=telegram.base_url,
-            telegram_moderation_chat_id=str(GROUP),
+    async with with_telegram_moderator(settings, zalo) as (telegram, runtime):
+        zalo_subscriber = zalo.user("u-zalo-subscriber")
+        assert "đăng ký nhận tin" in await zalo_subscriber.reply("/subscribe")
+        telegram_subscriber = telegram.user(user_id=3301)
+        await telegram_subscriber.send_text("/subscribe")
+        await telegram_subscriber.wait_for_messages(2)
+
+        reporter = zalo.user("u-zalo-reporter")
+        code = await report_on_zalo(reporter, "Vi Thị Hạnh")
+        await approve_on_telegram(telegram, zalo, reporter, code)
+        async with runtime.sessions() as session, session.begin():  # guongsang publish --now
+            assert len(await publish_approved(session, datetime.now(UTC), None)) == 1
+        assert await start_due(runtime.services, runtime.sessions, datetime.now(UTC)) == 1
+
+        def zalo_story() -> list[str]:
+            return [m.text for m in zalo_subscriber.inbox if code in m.text]
+
+        await zalo.wait_until(lambda: bool(zalo_story()), what="the story on Zalo")
+        photos = [m for m in zalo_subscriber.inbox if m.photo_url]
+        assert len(photos) == 2 and {m.photo_status for m in photos} == {200}
+        assert "Vi Thị Hạnh" in zalo_story()[0] and "<b>" not in zalo_story()[0]
+        await telegram.wait_until(
+            lambda: any(code in (m.plain_text or "") for m in telegram_subscriber.inbox),
+            what="the story on Telegram",
         )
-        async with running(config) as runtime:
-            await grant(runtime, "telegram", "601")
-            zalo_subscriber = zalo.user("u-zalo-subscriber")
-            assert "đăng ký nhận tin" in await zalo_subscriber.reply("/subscribe")
-            telegram_subscriber = telegram.user(user_id=3301)
-            await telegram_subscriber.send_text("/subscribe")
-            await telegram_subscriber.wait_for_messages(2)
-
-            reporter = zalo.user("u-zalo-reporter")
-            code = await report_on_zalo(reporter, "Vi Thị Hạnh")
-            card = await card_in(telegram, GROUP, code)
-            moderator = telegram.user(user_id=601, first_name="Cán bộ Tâm", chat_id=GROUP)
-            await moderator.press(data_of(card, "m:ap:"))
-            await zalo.wait_until(
-                lambda: "đã được Hội đồng duyệt" in reporter.inbox[-1].text,
-                what="the approval notice",
-            )
-            async with runtime.sessions() as session, session.begin():  # guongsang publish --now
-                assert len(await publish_approved(session, datetime.now(UTC), None)) == 1
-            assert await start_due(runtime.services, runtime.sessions, datetime.now(UTC)) == 1
-
-            def zalo_story() -> list[str]:
-                return [m.text for m in zalo_subscriber.inbox if code in m.text]
-
-            await zalo.wait_until(lambda: bool(zalo_story()), what="the story on Zalo")
-            photos = [m for m in zalo_subscriber.inbox if m.photo_url]
-            assert len(photos) == 2 and {m.photo_status for m in photos} == {200}
-            assert "Vi Thị Hạnh" in zalo_story()[0] and "<b>" not in zalo_story()[0]
-            await telegram.wait_until(
-                lambda: any(code in (m.plain_text or "") for m in telegram_subscriber.inbox),
-                what="the story on Telegram",
-            )
-            albums = [m for m in telegram_subscriber.inbox if m.media]
-            assert len(albums) == 2, "both photos, as an album"
+        albums = [m for m in telegram_subscriber.inbox if m.media]
+        assert len(albums) == 2, "both photos, as an album"
