@@ -229,6 +229,14 @@ async def _schedule(ctx: FlowContext, when: datetime) -> None:
     assert await create_broadcast(ctx.session, broadcast) is not None  # its key is new
     await ctx.session.flush()
     ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
+    if when <= ctx.now:
+        ctx.say(
+            fmt(
+                ctx._("📣 Broadcast #{id} is going out now; you will see its progress here."),
+                id=broadcast.id,
+            )
+        )
+        return
     local = when.astimezone(ctx.services.config.timezone)
     ctx.say(
         fmt(

@@ -313,9 +313,14 @@ def progress_text(
     elapsed = now - (broadcast.started_at or now)
     head = describe(broadcast, _)
     if broadcast.status == BroadcastStatus.DONE:
+        took = (
+            _("{n} s").format(n=int(elapsed.total_seconds()))
+            if elapsed < timedelta(minutes=1)
+            else format_age(_, elapsed)
+        )
         return _(
             "✅ Broadcast {head} finished: {sent} sent, {failed} failed, in {duration}."
-        ).format(head=head, sent=sent, failed=failed, duration=format_age(_, elapsed))
+        ).format(head=head, sent=sent, failed=failed, duration=took)
     rate = sent / max(elapsed.total_seconds(), 1.0)
     left = format_age(_, timedelta(seconds=remaining / rate)) if rate > 0 else "?"
     return "\n".join(
