@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import sqlite_driver
 
 MIGRATIONS = "models:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -26,8 +29,14 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     # the pool instead of polling inside SQLite's busy handler (seconds of tail latency).
     kwargs.setdefault("pool_size", 1)
     kwargs.setdefault("max_overflow", 0)
+    [database], options = url.get_dialect()().create_connect_args(url)
+    options.pop("timeout", None)
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+        url,
+        async_creator=partial(
+            sqlite_driver.connect, database, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS, **options
+        ),
+        **kwargs,
     )
     _configure_sqlite(engine)
     return engine

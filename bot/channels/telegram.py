@@ -18,6 +18,7 @@ from telegram import (
     BotCommand,
     BotCommandScopeChat,
     BotCommandScopeDefault,
+    CallbackQuery,
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -42,7 +43,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
-from bot.channels.telegram_lean import LeanTextSender
+from bot.channels.telegram_lean import LeanSender
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.messages import (
@@ -119,7 +120,7 @@ class TelegramChannel:
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
         self._replies = ReplySender(self.send)
-        self._lean = LeanTextSender(application.bot.base_url)
+        self._lean = LeanSender(application.bot.base_url)
         application.add_handler(TypeHandler(Update, self._on_update))
         application.add_error_handler(self._on_error)
 
@@ -206,7 +207,7 @@ class TelegramChannel:
         inbound = self.to_inbound(update)
         if inbound is None:
             if update.callback_query is not None:
-                await _answer_quietly(update, "")
+                await self._answer_button(update.callback_query, "")
             log.debug("telegram.update.ignored", update_id=update.update_id)
             return
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
@@ -217,11 +218,15 @@ class TelegramChannel:
                 return
             toast = next((r for r in replies if r.toast), None)
             await asyncio.gather(
-                _answer_quietly(update, toast.text if toast else ""),
+                self._answer_button(update.callback_query, toast.text if toast else ""),
                 self._replies.deliver([r for r in replies if r is not toast]),
             )
         finally:
             structlog.contextvars.unbind_contextvars("update_id", "channel")
+
+    async def _answer_button(self, query: CallbackQuery, text: str) -> None:
+        """Answer a button press (Telegram keeps a spinner until then), with a pop-up if given."""
+        await self._lean.answer_button(query.id, to_plain(text)[:200])
 
     def to_inbound(self, update: Update) -> Inbound | None:
         query = update.callback_query
@@ -489,15 +494,6 @@ def _markup(
 def _seconds(retry_after: object) -> float:
     total_seconds = getattr(retry_after, "total_seconds", None)
     return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
-
-
-async def _answer_quietly(update: Update, text: str) -> None:
-    """Answer a button press (Telegram keeps a spinner until then), with a pop-up if given."""
-    assert update.callback_query is not None
-    try:
-        await update.callback_query.answer(to_plain(text)[:200] or None, show_alert=bool(text))
-    except TelegramError as error:
-        log.info("telegram.callback.answer_failed", error=str(error))
 
 
 def build_application(token: str, api_base_url: str, *, webhook: bool) -> Application:

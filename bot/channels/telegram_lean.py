@@ -1,10 +1,10 @@
-"""Text messages to Telegram on a lean path: one JSON POST, one field read from the answer.
+"""Texts and button answers to Telegram on a lean path: one JSON POST, little read back.
 
-Through python-telegram-bot each send builds request parameters and parses the answer
-into a full `Message` object; profiling showed that to be most of the bot's CPU per
-message (bench/broadcast.py, bench/updates.py). Every text the bot sends (replies,
-cards' texts, notices, broadcasts) goes out here and reads back only `message_id`.
-Photos, albums and edits still go through python-telegram-bot.
+Through python-telegram-bot each call builds request parameters and parses the answer
+into full objects; profiling showed that to be most of the bot's CPU per message
+(bench/broadcast.py, bench/updates.py). Every text the bot sends (replies, cards' texts,
+notices, broadcasts) goes out here and reads back only `message_id`; every button press
+is answered here too. Photos, albums and edits still go through python-telegram-bot.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ TRANSIENT_RETRY_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
 
-class LeanTextSender:
+class LeanSender:
     def __init__(self, bot_url: str, *, connections: int = 64) -> None:
         """`bot_url` is `{base}/bot{token}`; it is never logged."""
         self._bot_url = bot_url
@@ -62,6 +62,24 @@ class LeanTextSender:
                 f"network: {type(error).__name__}", TRANSIENT_RETRY_SECONDS, backoff=True
             ) from None
         return _message_id(status, answer)
+
+    async def answer_button(self, callback_query_id: str, alert: str) -> None:
+        """Stop the button's spinner, with `alert` as a pop-up when given; never raises."""
+        body: dict[str, Any] = {"callback_query_id": callback_query_id}
+        if alert:
+            body |= {"text": alert, "show_alert": True}
+        try:
+            async with self._client().post(
+                f"{self._bot_url}/answerCallbackQuery",
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+            ) as response:
+                status, answer = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.info("telegram.callback.answer_failed", error=type(error).__name__)
+            return
+        if status != 200:
+            log.info("telegram.callback.answer_failed", status=status, error=answer[:200])
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
