@@ -30,7 +30,6 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 1)
     kwargs.setdefault("max_overflow", 0)
     [database], options = url.get_dialect()().create_connect_args(url)
-    options.pop("timeout", None)
     engine = create_async_engine(
         url,
         async_creator=partial(
@@ -48,22 +47,13 @@ def _ensure_sqlite_dir(url: URL) -> None:
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout and BEGIN IMMEDIATE: concurrent writers wait instead of failing.
+    """BEGIN IMMEDIATE: concurrent writers wait instead of failing.
 
     A deferred transaction that reads and then writes can fail at once with
     "database is locked" when another writer got there first; taking the write
-    lock at BEGIN makes every writer queue behind the busy timeout instead.
+    lock at BEGIN makes every writer queue behind the busy timeout instead. The
+    connection's own settings (WAL, busy timeout) are made in `bot/sqlite_driver.py`.
     """
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -1,24 +1,27 @@
 """aiosqlite, sending to its database thread only the work that can wait.
 
 aiosqlite runs every DB-API call on a thread of its own and wakes the event loop for each
-answer. Through SQLAlchemy a SELECT costs four such trips (open a cursor, execute, fetch,
-close), and a trip costs more CPU than a small SQLite statement: the trips were the largest
-cost of handling an update (`docs/benchmarks.md`).
+answer. Through SQLAlchemy a SELECT costs four such round trips (open a cursor, execute,
+fetch, close), and a round trip costs more than a small SQLite statement: the trips were
+the largest cost of handling an update (`docs/benchmarks.md`).
 
-Every transaction here begins with `BEGIN IMMEDIATE` (`bot/db.py`), and a connection that
-holds SQLite's write lock waits for nobody: in WAL mode readers never block it and no
-other writer can start. So:
+The connections opened here are in WAL mode with `synchronous=NORMAL`, and every
+transaction begins with `BEGIN IMMEDIATE` (`bot/db.py`). A connection holding SQLite's
+write lock waits for nobody (in WAL mode readers never block it and no other writer can
+start), and its commit appends to the WAL without syncing it to disk. So:
 
 - taking the write lock is tried on the event loop without waiting; only when another
   process holds it does the wait (up to the busy timeout) happen on the thread;
-- the statements of a transaction that holds the lock run on the event loop, and fetch
-  their rows at once;
-- commit and rollback, which write to disk (and may checkpoint the WAL), go to the thread;
-- anything outside such a transaction (the connection's PRAGMAs) goes to the thread too.
+- the statements of a transaction that holds the lock, its commit and its rollback run
+  on the event loop; a statement fetches its rows at once;
+- what writes through to disk runs on the thread: checkpoints, which copy the WAL into
+  the database and sync both, every `CHECKPOINT_EVERY_COMMITS` commits (SQLite's own
+  automatic checkpoint would run inside a commit, so it is turned off);
+- so does anything outside such a transaction: connecting, the connection's PRAGMAs.
 
-The price: a slow statement inside a transaction holds up the event loop rather than only
-the one connection. The queries the moderation benchmark times take milliseconds on a
-million reports; deployments that outgrow that run on PostgreSQL.
+The price: a slow statement holds up the event loop rather than only the one connection.
+The queries the moderation benchmark times take milliseconds on a million reports;
+deployments that outgrow that run on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import aiosqlite
 from aiosqlite.context import contextmanager
 
 ITER_CHUNK_SIZE = 64
+CHECKPOINT_EVERY_COMMITS = 100
+"""About as often as SQLite's default (1,000 WAL pages) at this bot's few pages a commit."""
 _TAKES_WRITE_LOCK = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
 
 
@@ -42,6 +47,7 @@ class LoopSideConnection(aiosqlite.Connection):
         super().__init__(connector, ITER_CHUNK_SIZE)
         self.busy_timeout_ms = busy_timeout_ms
         self._write_locked = False
+        self._commits = 0
 
     def holds_write_lock(self) -> bool:
         if not self._conn.in_transaction:
@@ -55,14 +61,22 @@ class LoopSideConnection(aiosqlite.Connection):
     async def cursor(self) -> aiosqlite.Cursor:
         return LoopSideCursor(self, self._conn.cursor())
 
-    async def rollback(self) -> None:
-        """Skips the trip when no transaction is open, as after every commit.
+    async def commit(self) -> None:
+        """Commit on the loop; every `CHECKPOINT_EVERY_COMMITS`th, checkpoint on the thread."""
+        if not self.holds_write_lock():
+            await super().commit()
+            return
+        self._conn.commit()
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY_COMMITS == 0:
+            await self._execute(self._checkpoint)
 
-        SQLAlchemy's pool rolls back each connection it takes back; after a commit that
-        trip would do nothing.
-        """
-        if self._conn.in_transaction:
-            await super().rollback()
+    def _checkpoint(self) -> None:
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def rollback(self) -> None:
+        """On the loop: a rollback in WAL mode discards, and releases locks, without waiting."""
+        self._conn.rollback()
 
 
 class LoopSideCursor(aiosqlite.Cursor):
@@ -122,6 +136,26 @@ class LoopSideCursor(aiosqlite.Cursor):
         self._cursor.close()
 
 
+def _open(database: str, busy_timeout_ms: int, options: dict[str, Any]) -> sqlite3.Connection:
+    """On the thread: the connection, configured as the module docstring relies on."""
+    connection = sqlite3.connect(
+        database,
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,  # transactions are begun explicitly (`bot/db.py`)
+        check_same_thread=False,
+        **options,
+    )
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "wal_autocheckpoint=0",
+        f"busy_timeout={busy_timeout_ms}",
+        "foreign_keys=ON",
+    ):
+        connection.execute(f"PRAGMA {pragma}")
+    return connection
+
+
 async def connect(database: str, *, busy_timeout_ms: int, **options: Any) -> LoopSideConnection:
     """Open `database` for SQLAlchemy's `async_creator`; `options` go to `sqlite3.connect`.
 
@@ -129,8 +163,8 @@ async def connect(database: str, *, busy_timeout_ms: int, **options: Any) -> Loo
     connection, never at once; SQLAlchemy lends a connection to one task at a time and
     that task awaits each call before making the next.
     """
-    options |= {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
-    connector = partial(sqlite3.connect, database, **options)
+    options = {k: v for k, v in options.items() if k not in ("timeout", "check_same_thread")}
+    connector = partial(_open, database, busy_timeout_ms, options)
     connection = LoopSideConnection(connector, busy_timeout_ms=busy_timeout_ms)
     connection._thread.daemon = True  # as SQLAlchemy does: never hold the process open
     await connection

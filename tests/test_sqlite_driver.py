@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import db
-from bot.sqlite_driver import LoopSideConnection
+from bot.sqlite_driver import CHECKPOINT_EVERY_COMMITS, LoopSideConnection
 from handlers.router import SessionFactory
 from models.tables import Person
 
@@ -62,7 +63,7 @@ async def add_person(session: AsyncSession, external_id: str) -> None:
     await session.flush()
 
 
-async def test_statements_of_a_transaction_run_on_the_loop_and_the_commit_on_the_thread(
+async def test_a_transaction_runs_on_the_loop_when_nobody_holds_the_lock(
     traced: tuple[SessionFactory, Trace],
 ) -> None:
     sessions, trace = traced
@@ -74,8 +75,25 @@ async def test_statements_of_a_transaction_run_on_the_loop_and_the_commit_on_the
     assert threads_of(trace, "BEGIN IMMEDIATE") == {loop_thread}, "the free lock is taken inline"
     assert threads_of(trace, "INSERT") == {loop_thread}
     assert threads_of(trace, "SELECT") == {loop_thread}
-    commits = threads_of(trace, "COMMIT")
-    assert commits and loop_thread not in commits, "the commit writes to disk on the thread"
+    assert threads_of(trace, "COMMIT") == {loop_thread}, "a WAL commit does not sync to disk"
+    assert not threads_of(trace, "PRAGMA WAL_CHECKPOINT"), "not after one commit"
+
+
+async def test_the_wal_is_checkpointed_on_the_thread_every_so_many_commits(
+    traced: tuple[SessionFactory, Trace], sqlite_path: Path
+) -> None:
+    """SQLite's automatic checkpoint is off; ours copies the WAL into the database file."""
+    sessions, trace = traced
+    for n in range(2 * CHECKPOINT_EVERY_COMMITS + 1):
+        async with sessions() as session, session.begin():
+            await add_person(session, str(n))
+    checkpoints = [thread for sql, thread in trace if sql.startswith("PRAGMA wal_checkpoint")]
+    assert len(checkpoints) == 2, "one per CHECKPOINT_EVERY_COMMITS commits"
+    assert threading.get_ident() not in checkpoints, "on the thread"
+    without_wal = shutil.copy(sqlite_path, sqlite_path.with_name("without-wal.db"))
+    with closing(sqlite3.connect(without_wal)) as copy:
+        (people,) = copy.execute("SELECT count(*) FROM person").fetchone()
+    assert people == 2 * CHECKPOINT_EVERY_COMMITS, "the database file holds what was checkpointed"
 
 
 async def test_a_writer_elsewhere_makes_begin_wait_on_the_thread_not_the_loop(
