@@ -27,6 +27,7 @@ deployments that outgrow that run on PostgreSQL.
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
@@ -85,7 +86,7 @@ class LoopSideCursor(aiosqlite.Cursor):
     def __init__(self, conn: LoopSideConnection, cursor: sqlite3.Cursor) -> None:
         super().__init__(conn, cursor)
         self._connection = conn
-        self._rows: list[Any] = []
+        self._rows: deque[Any] = deque()
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> LoopSideCursor:
         arguments = parameters or ()
@@ -94,16 +95,16 @@ class LoopSideCursor(aiosqlite.Cursor):
             return self
         takes_lock = sql.lstrip().upper().startswith(_TAKES_WRITE_LOCK)
         if takes_lock and self._begin_without_waiting(sql):
-            self._rows = []
+            self._rows = deque()
         else:
             self._rows = await self._execute(self._execute_and_fetch, sql, arguments)
         if takes_lock:
             self._connection.note_write_lock()
         return self
 
-    def _execute_and_fetch(self, sql: str, parameters: Iterable[Any]) -> list[Any]:
+    def _execute_and_fetch(self, sql: str, parameters: Iterable[Any]) -> deque[Any]:
         self._cursor.execute(sql, parameters)  # type: ignore[arg-type]
-        return self._cursor.fetchall() if self._cursor.description else []
+        return deque(self._cursor.fetchall() if self._cursor.description else ())
 
     def _begin_without_waiting(self, sql: str) -> bool:
         """Take the write lock if it is free; False when another process holds it."""
@@ -120,19 +121,19 @@ class LoopSideCursor(aiosqlite.Cursor):
         return True
 
     async def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
+        return self._rows.popleft() if self._rows else None
 
     async def fetchmany(self, size: int | None = None) -> Sequence[Any]:
-        count = self._cursor.arraysize if size is None else size
-        taken, self._rows = self._rows[:count], self._rows[count:]
-        return taken
+        count = min(self._cursor.arraysize if size is None else size, len(self._rows))
+        return [self._rows.popleft() for _ in range(count)]
 
     async def fetchall(self) -> Sequence[Any]:
-        taken, self._rows = self._rows, []
+        taken = list(self._rows)
+        self._rows.clear()
         return taken
 
     async def close(self) -> None:
-        self._rows = []
+        self._rows.clear()
         self._cursor.close()
 
 

@@ -51,12 +51,7 @@ class LeanSender:
         if paid_broadcast:
             body["allow_paid_broadcast"] = True
         try:
-            async with self._client().post(
-                f"{self._bot_url}/sendMessage",
-                json=body,
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
-            ) as response:
-                status, answer = response.status, await response.read()
+            status, answer = await self._post("sendMessage", body)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise DeliveryFailed(
                 f"network: {type(error).__name__}", TRANSIENT_RETRY_SECONDS, backoff=True
@@ -69,17 +64,21 @@ class LeanSender:
         if alert:
             body |= {"text": alert, "show_alert": True}
         try:
-            async with self._client().post(
-                f"{self._bot_url}/answerCallbackQuery",
-                json=body,
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
-            ) as response:
-                status, answer = response.status, await response.read()
+            status, answer = await self._post("answerCallbackQuery", body)
         except (aiohttp.ClientError, TimeoutError) as error:
             log.info("telegram.callback.answer_failed", error=type(error).__name__)
             return
         if status != 200:
             log.info("telegram.callback.answer_failed", status=status, error=answer[:200])
+
+    async def _post(self, method: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        """POST `body` as JSON to the Bot API `method`: the HTTP status and the raw answer."""
+        async with self._client().post(
+            f"{self._bot_url}/{method}",
+            json=body,
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+        ) as response:
+            return response.status, await response.read()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
