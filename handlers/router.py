@@ -26,6 +26,7 @@ from handlers import (
     report,
     subscriptions,
 )
+from handlers.choices import match_choice
 from handlers.context import FlowContext, Services
 from handlers.flood import Verdict
 from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
@@ -185,7 +186,16 @@ async def route(ctx: FlowContext) -> None:
     elif inbound.kind is InboundKind.UNSUPPORTED:
         report.refuse_unsupported(ctx, basics.main_menu(ctx))
     else:
+        await _route_idle_text(ctx)
+
+
+async def _route_idle_text(ctx: FlowContext) -> None:
+    """Outside any flow, a menu item typed by name ("bao cao viec tot") runs; else the menu."""
+    choice = match_choice(ctx.inbound.text, basics.main_menu(ctx))
+    if choice is None:
         await basics.idle_hint(ctx)
+    else:
+        await MENU_FLOWS[choice.removeprefix("menu:")](ctx)
 
 
 async def _drop_abandoned_prompt(ctx: FlowContext) -> bool:

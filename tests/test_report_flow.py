@@ -226,6 +226,18 @@ async def test_typed_answers_work_where_buttons_are_offered(chat: FakeChat) -> N
     assert "xã hoặc phường" in chat.said()
 
 
+async def test_a_menu_item_typed_without_diacritics_runs_it(chat: FakeChat) -> None:
+    await chat.send("bao cao viec tot")
+    assert "Bước 1/7" in chat.said()
+    await chat.send("/cancel")
+    await chat.send("Báo cáo của tôi")
+    assert "Bạn chưa gửi báo cáo nào" in chat.said()
+    await chat.send("bao cao")  # fits two items: the menu, and nothing starts
+    assert "Chọn việc bạn muốn làm" in chat.said()
+    await chat.send("xin chào 👋")
+    assert "Chọn việc bạn muốn làm" in chat.said()
+
+
 async def test_cancel_at_any_step(chat: FakeChat, sessions: SessionFactory) -> None:
     await fill_until_photos(chat)
     await chat.send("/cancel")
