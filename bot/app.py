@@ -185,9 +185,9 @@ class Runtime:
         await self._settle_sandbox_roles()
         self._web_runner = web.AppRunner(build_web_app(self.routes, self.health))
         await self._web_runner.setup()
-        await web.TCPSite(
-            self._web_runner, self.settings.http_host, self.settings.http_port
-        ).start()
+        await _listen(
+            web.TCPSite(self._web_runner, self.settings.http_host, self.settings.http_port)
+        )
         for channel in self.channels.values():
             await channel.start()
         self._leadership = Leadership(self.engine, check_every=self.settings.leader_check_seconds)
@@ -438,6 +438,16 @@ async def bootstrap_admins(sessions: SessionFactory, admin_ids: list[str]) -> No
             if not external_id:
                 raise ConfigurationError(f"ADMIN_IDS entry {admin!r} must look like telegram:123")
             await grant_role(session, channel, external_id, Role.ADMIN, granted_by="ADMIN_IDS")
+
+
+async def _listen(site: web.TCPSite) -> None:
+    try:
+        await site.start()
+    except OSError as error:
+        raise ConfigurationError(
+            f"Cannot listen on {site.name}: {error.strerror}. Stop the program that "
+            "uses that port, or choose another with HTTP_PORT (and HTTP_HOST)."
+        ) from None
 
 
 def describe_database(database_url: str) -> str:

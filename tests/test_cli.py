@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -54,6 +55,23 @@ def test_run_without_a_token_starts_the_web_chat_sandbox(tmp_path: Path) -> None
     assert "sqlite+aiosqlite:///./data/guongsang.db" in banner
     assert (tmp_path / "data" / "guongsang.db").is_file()
     assert bot.returncode == 0
+
+
+def test_run_on_a_port_in_use_says_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+        env.update(HTTP_PORT=str(port), MEDIA_DIR=str(tmp_path / "media"))
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"Cannot listen on http://127.0.0.1:{port}" in result.stderr
+    assert "HTTP_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 async def test_role_grant_and_revoke(database_url: str, tmp_path: Path) -> None:
