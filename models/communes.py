@@ -7,6 +7,7 @@ official machine-readable list, so they come from a YAML file the office edits.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,8 @@ from vietnam_provinces import Province, ProvinceCode, Ward
 from models.folding import fold
 
 _DIVISION_PREFIXES = ("xa ", "phuong ", "dac khu ", "thi tran ")
+LOOK_ALIKE_CUTOFF = 0.8
+"""difflib's similarity (0..1) a name needs to be offered for a query it does not contain."""
 
 
 class AreaTag(StrEnum):
@@ -60,13 +63,24 @@ class CommuneDirectory:
         return self._by_code.get(code)
 
     def search(self, query: str, limit: int = 8) -> list[Commune]:
-        """Communes whose folded name contains the folded query; whole-word matches first."""
+        """Communes whose folded name contains the folded query, exact names first.
+
+        When none does, the names that look most like the query ("huu lumg" finds
+        Hữu Lũng): people type on small keyboards.
+        """
         needle = _strip_prefix(fold(query))
         if not needle:
             return []
         found = [c for c in self._by_code.values() if needle in c.folded]
+        if not found:
+            return self._look_alikes(needle, limit)
         found.sort(key=lambda c: (_strip_prefix(c.folded) != needle, c.folded))
         return found[:limit]
+
+    def _look_alikes(self, needle: str, limit: int) -> list[Commune]:
+        by_name = {_strip_prefix(c.folded): c for c in self._by_code.values()}
+        names = difflib.get_close_matches(needle, by_name, n=limit, cutoff=LOOK_ALIKE_CUTOFF)
+        return [by_name[name] for name in names]
 
 
 def bundled_area_tags(province_code: int) -> Path | None:

@@ -131,6 +131,18 @@ async def test_commune_search_ignores_diacritics_and_unicode_form(chat: FakeChat
     assert "Không tìm thấy" in chat.said()
 
 
+async def test_commune_typed_with_a_typo_offers_the_look_alike(chat: FakeChat) -> None:
+    await chat.send("/report")
+    await chat.press("r:kind:individual")
+    await chat.send("Lò Văn Páo")
+    await chat.press("r:group:farmer")
+    for typo, commune in (("dong dag", "Xã Đồng Đăng"), ("Huu-Lung", "Xã Hữu Lũng")):
+        await chat.send(typo)
+        assert chat.labels()[0].startswith(commune), typo
+    await chat.send("tan")  # a fragment several names contain: no guessing beyond them
+    assert all("Tân" in label for label in chat.labels() if label.startswith("Xã"))
+
+
 async def test_length_limits_are_explained(chat: FakeChat, sessions: SessionFactory) -> None:
     await chat.send("/report")
     await chat.press("r:kind:individual")
