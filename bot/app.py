@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
 from typing import Any
@@ -41,6 +41,7 @@ from handlers.messages import Outbound
 from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
+from models.outbox import enqueue
 from models.people import grant_role, revoke_grants_by
 from models.receipts import forget_receipts
 from models.runtime_settings import set_value
@@ -122,6 +123,8 @@ class Runtime:
     sessions: SessionFactory
     services: Services
     channels: dict[str, Channel] = field(default_factory=dict)
+    limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    """One per channel, shared by replies and the outbox dispatcher: a chat's limit is one."""
     routes: list[web.AbstractRouteDef] = field(default_factory=list)
     _web_runner: web.AppRunner | None = field(default=None, init=False)
     _scheduler: AsyncIOScheduler | None = field(default=None, init=False)
@@ -139,6 +142,17 @@ class Runtime:
         outbound = Outbound.from_payload(payload)
         outbound.chat_id = chat_id  # a broadcast's payload is one for all its recipients
         return await target.send(outbound)
+
+    async def keep_replies(
+        self, channel: str, chat_id: str, replies: list[Outbound], due_in: float
+    ) -> None:
+        """Replies that cannot go out now: into the outbox, for the dispatcher, in order."""
+        due_at = datetime.now(UTC) + timedelta(seconds=due_in)
+        async with self.sessions() as session, session.begin():
+            for outbound in replies:
+                enqueue(
+                    session, channel, chat_id, outbound.to_payload(), purpose="reply", due_at=due_at
+                )
 
     async def forget_old_receipts(self) -> None:
         async with self.sessions() as session, session.begin():
@@ -218,12 +232,10 @@ class Runtime:
     def build_dispatcher(self, telegram_rate: float | None = None) -> Dispatcher:
         """The outbox dispatcher, paced per channel (`telegram_rate`: bench/broadcast.py's
         ceiling run, beyond what the settings allow)."""
-        limiters = {"web": RateLimiter(WEB_CHAT_LIMITS)}
-        if "telegram" in self.channels:
-            rate = telegram_rate or self.settings.telegram_broadcast_rate
-            limiters["telegram"] = RateLimiter(Limits(per_second=rate))
-        if "zalo" in self.channels:
-            limiters["zalo"] = RateLimiter(Limits(per_second=self.settings.zalo_broadcast_rate))
+        limiters = dict(self.limiters)
+        if telegram_rate is not None and "telegram" in limiters:
+            limits = replace(limiters["telegram"].limits, per_second=telegram_rate)
+            limiters["telegram"] = RateLimiter(limits)
         return Dispatcher(
             self.sessions,
             self.send_payload,
@@ -317,6 +329,7 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions=db.session_factory(engine),
         services=build_services(settings),
     )
+    runtime.limiters = build_limiters(settings)
     handle = partial(handle_inbound, runtime.services, runtime.sessions)
     if settings.telegram_bot_token is not None:
         telegram = _build_telegram(settings, runtime, handle)
@@ -330,6 +343,20 @@ def build_runtime(settings: Settings) -> Runtime:
     runtime.channels[web_chat.name] = web_chat
     runtime.routes.extend(web_chat.routes())
     return runtime
+
+
+def build_limiters(settings: Settings) -> dict[str, RateLimiter]:
+    """The pace of each channel that may run: the platform's limits, per bot and per chat."""
+    telegram = Limits(
+        per_second=settings.telegram_broadcast_rate,
+        chat_interval=settings.telegram_chat_interval,
+        group_interval=settings.telegram_group_interval,
+    )
+    return {
+        "web": RateLimiter(WEB_CHAT_LIMITS),
+        "telegram": RateLimiter(telegram),
+        "zalo": RateLimiter(Limits(per_second=settings.zalo_broadcast_rate)),
+    }
 
 
 def _build_web_chat(
@@ -373,6 +400,8 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
         webhook_url=settings.telegram_webhook_url,
         webhook_secret=secret.get_secret_value() if secret else None,
         paid_broadcast=settings.telegram_paid_broadcast,
+        limiter=runtime.limiters["telegram"],
+        keep=partial(runtime.keep_replies, "telegram"),
     )
     if settings.telegram_webhook_url:
         path = urlsplit(settings.telegram_webhook_url).path or "/telegram/webhook"
@@ -411,6 +440,8 @@ def _build_zalo(settings: Settings, runtime: Runtime, handle: Any) -> ZaloChanne
         settings.default_locale,
         webhook_url=settings.zalo_webhook_url,
         webhook_secret=secret.get_secret_value() if secret else None,
+        limiter=runtime.limiters["zalo"],
+        keep=partial(runtime.keep_replies, "zalo"),
     )
     runtime.routes.append(media_urls.route())
     if settings.zalo_webhook_url:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     telegram_channel_id: str | None = None
     telegram_broadcast_rate: float = Field(default=30.0, gt=0, le=1000)
     telegram_paid_broadcast: bool = False
+    telegram_chat_interval: float = Field(default=1.0, ge=0)
+    telegram_group_interval: float = Field(default=3.0, ge=0)
 
     zalo_bot_token: SecretStr | None = None
     zalo_api_base_url: str = "https://bot-api.zaloplatforms.com"

@@ -98,7 +98,7 @@ async def handle_inbound(
     services: Services, sessions: SessionFactory, inbound: Inbound, capabilities: Capabilities
 ) -> list[Outbound]:
     """Handle one update; updates of one person run one at a time, in arrival order."""
-    verdict = services.flood.check(f"{inbound.channel}:{inbound.user_id}", time.monotonic())
+    verdict = services.flood.check_inbound(inbound, time.monotonic())
     if verdict is Verdict.DROP:
         return []
     async with services.locks.hold(f"{inbound.channel}:{inbound.user_id}"):
@@ -151,8 +151,9 @@ async def _handle_once(
     if verdict is Verdict.WARN:
         ctx.say(
             ctx._(
-                "You are sending messages very fast. Please wait a minute, then "
-                "continue: nothing you sent before is lost."
+                "You are sending messages faster than I can read them. Please wait about "
+                "ten seconds, then send again what you sent in the meantime: those "
+                "messages were not read. Everything before them is kept."
             )
         )
         return ctx.replies

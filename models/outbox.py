@@ -28,16 +28,14 @@ def enqueue(
     *,
     report_id: int | None = None,
     purpose: str = "",
+    due_at: datetime | None = None,
 ) -> None:
-    session.add(
-        OutboxMessage(
-            channel=channel,
-            chat_id=chat_id,
-            payload=payload,
-            report_id=report_id,
-            purpose=purpose,
-        )
+    message = OutboxMessage(
+        channel=channel, chat_id=chat_id, payload=payload, report_id=report_id, purpose=purpose
     )
+    if due_at is not None:
+        message.next_attempt_at = due_at
+    session.add(message)
 
 
 @dataclass(frozen=True, slots=True)

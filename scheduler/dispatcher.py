@@ -257,9 +257,8 @@ class Dispatcher:
             if message.parts_sent:
                 payload = {**payload, "skip_parts": message.parts_sent}
             cost = self._api_calls(message.channel, payload)
-            await limiter.acquire(
-                message.chat_id, self._is_group(message.channel, message.chat_id), cost
-            )
+            group = self._is_group(message.channel, message.chat_id)
+            await limiter.acquire(message.chat_id, group, cost)
             async with self._slots:
                 worker = asyncio.current_task()
                 assert worker is not None
@@ -268,10 +267,13 @@ class Dispatcher:
                     platform_id = await self._send(message.channel, message.chat_id, payload)
                 finally:
                     self._sending.discard(worker)
+            limiter.sent(message.chat_id, group, cost)
         except DeliveryFailed as failure:
             if failure.recipient_gone:
                 self._gone.append((message.channel, message.chat_id))
             retry_in = failure.delay(message.attempts)
+            if retry_in is not None and not failure.backoff:
+                limiter.hold(message.chat_id, retry_in)
             log.info(
                 "outbox.failed",
                 outbox_id=message.id,

@@ -30,7 +30,7 @@ from models.tables import (
     ReportStatus,
     Subscription,
 )
-from tests.fakes.telegram_api import ApiCall, FakeTelegram
+from tests.fakes.telegram_api import TEST_TIME_SCALE, ApiCall, FakeTelegram
 from tests.images import jpeg
 from tests.test_moderation_e2e import (
     GROUP,
@@ -48,7 +48,7 @@ SEND_METHODS = ("sendMessage", "sendPhoto", "sendMediaGroup")
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
+    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as server:
         yield server
 
 

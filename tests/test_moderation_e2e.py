@@ -18,7 +18,7 @@ from bot.app import Runtime
 from bot.settings import Settings
 from models.people import grant_role
 from models.tables import AuditEntry, Report, ReportNote, ReportPhoto, ReportStatus, Role
-from tests.fakes.telegram_api import FakeTelegram, FakeUser, SentMessage
+from tests.fakes.telegram_api import TEST_TIME_SCALE, FakeTelegram, FakeUser, SentMessage
 from tests.images import jpeg
 from tests.webchat import running_bot
 
@@ -28,14 +28,14 @@ STORY = "Anh đã dũng cảm dập tắt đám cháy rừng ở đầu bản, c
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
+    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as server:
         yield server
 
 
 async def start_bot(settings: Settings, fake: FakeTelegram, **overrides: object) -> Runtime:
     context = running_bot(
         settings, telegram_bot_token="42:TOKEN", telegram_api_base_url=fake.base_url,
-        telegram_moderation_chat_id=str(GROUP), **overrides,
+        telegram_moderation_chat_id=str(GROUP), **{**fake.pacing, **overrides},
     )  # fmt: skip
     runtime = await context.__aenter__()
     runtime.__dict__["_context"] = context

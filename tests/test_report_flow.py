@@ -344,5 +344,5 @@ async def test_flood_gets_one_polite_warning(chat: FakeChat, services: Services)
     for _ in range(limit):
         await chat.send("xin chào")
     warning = await chat.send("xin chào")
-    assert "quá nhanh" in chat.said() and len(warning) == 1
+    assert "nhanh hơn mức tôi kịp đọc" in chat.said() and len(warning) == 1
     assert await chat.send("xin chào") == []

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.app import Runtime
 from bot.settings import Settings
 from models.tables import Report
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_api import TEST_TIME_SCALE, FakeTelegram
 from tests.images import PDF, jpeg
 from tests.webchat import Browser, base_url, payloads, running_bot, text_of
 
@@ -134,9 +134,9 @@ async def test_sandbox_personas_are_separate_people(bot: Runtime) -> None:
 
 async def test_production_web_chat_has_no_personas(settings: Settings) -> None:
     async with (
-        FakeTelegram() as fake,
+        FakeTelegram(time_scale=TEST_TIME_SCALE) as fake,
         running_bot(
-            settings, telegram_bot_token="1:x", telegram_api_base_url=fake.base_url
+            settings, telegram_bot_token="1:x", telegram_api_base_url=fake.base_url, **fake.pacing
         ) as runtime,
     ):
         tab = Browser(runtime, persona="moderator")

@@ -40,7 +40,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
+from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_lean import LeanSender
@@ -58,6 +58,7 @@ from handlers.messages import (
 )
 from handlers.ports import MediaProblem, MediaRejected, MediaStore
 from scheduler.dispatcher import DeliveryFailed
+from scheduler.limiter import RateLimiter
 
 CHANNEL = "telegram"
 StaffMenus = Callable[[], Awaitable[dict[str, list[tuple[str, str]]]]]
@@ -105,6 +106,8 @@ class TelegramChannel:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         paid_broadcast: bool = False,
+        limiter: RateLimiter | None = None,
+        keep: Keep | None = None,
     ) -> None:
         self.application = application
         self._paid_broadcast = paid_broadcast
@@ -119,7 +122,13 @@ class TelegramChannel:
         self._default_locale = default_locale
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
-        self._replies = ReplySender(self.send)
+        self._replies = ReplySender(
+            self.send,
+            limiter=limiter,
+            is_group=self.is_group,
+            api_calls=self.api_calls,
+            keep=keep,
+        )
         self._lean = LeanSender(application.bot.base_url)
         application.add_handler(TypeHandler(Update, self._on_update))
         application.add_error_handler(self._on_error)

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bot.channels.base import InboundHandler, ReplySender, secret_matches, split_text
+from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_text
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
@@ -39,6 +39,7 @@ from models.menus import menu_of, remember_menu
 from models.people import find_person
 from models.receipts import first_delivery
 from scheduler.dispatcher import DeliveryFailed
+from scheduler.limiter import RateLimiter
 
 CHANNEL = "zalo"
 MAX_TEXT_LENGTH = 2000
@@ -82,6 +83,8 @@ class ZaloChannel:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         poll_timeout: int = POLL_TIMEOUT_SECONDS,
+        limiter: RateLimiter | None = None,
+        keep: Keep | None = None,
     ) -> None:
         self.client = client
         self._handle = handle
@@ -95,7 +98,7 @@ class ZaloChannel:
         self._chats = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
-        self._replies = ReplySender(self.send)
+        self._replies = ReplySender(self.send, limiter=limiter, api_calls=self.api_calls, keep=keep)
 
     # ---- lifecycle ------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ to as ``attach://<name>`` (``sendMediaGroup``'s ``media``). Every answer is
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code": ..., "description": ...}``.
 
 The fake enforces the limits that shape the bot's code (HTML parse mode, text and caption
-lengths, ``callback_data`` size, album size) and is a little stricter than Telegram about HTML:
-a bare ``&`` is rejected, so unescaped user text is caught.
+lengths, ``callback_data`` size, album size, and each chat's rate: a burst of three then one
+message a second to a private chat, twenty a minute to a group, 429 with ``retry_after``
+beyond) and is a little stricter than Telegram about HTML: a bare ``&`` is rejected, so
+unescaped user text is caught.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import re
 import time
 from collections import deque
@@ -107,6 +110,17 @@ _BLOCKABLE_METHODS = frozenset(
         "editMessageCaption",
     }
 )
+# Methods that count against a chat's limits (messages and edits; not chat actions).
+_CHAT_PACED_METHODS = _BLOCKABLE_METHODS - {"sendChatAction"}
+# Telegram's per-chat limits: a private chat takes a short burst, then one message a second;
+# a group twenty a minute. Tests may run them faster with `time_scale` (the bot's pacing
+# settings scaled alike, see `FakeTelegram.pacing`).
+PRIVATE_CHAT_BURST = 3
+PRIVATE_CHAT_INTERVAL = 1.0
+GROUP_MESSAGES_PER_WINDOW = 20
+GROUP_WINDOW = 60.0
+TEST_TIME_SCALE = 0.05
+"""End-to-end tests run the per-chat limits twenty times faster (bot and fake alike)."""
 # Update types that Telegram only sends when `allowed_updates` names them.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 _CHAT_ACTIONS = frozenset(
@@ -685,8 +699,11 @@ type _Handler = Callable[[JsonDict, dict[str, _Upload]], Awaitable[Any]]
 class FakeTelegram:
     """A Bot API server on 127.0.0.1 that records the bot's calls and plays its users."""
 
-    def __init__(self, *, webhook_retry_delay: float = 0.1) -> None:
+    def __init__(self, *, webhook_retry_delay: float = 0.1, time_scale: float = 1.0) -> None:
         self.base_url = ""
+        self.time_scale = time_scale
+        """Per-chat limits run this many times faster than Telegram's (1.0: as Telegram)."""
+        self.chat_limited = 0  # sends refused with 429 by a chat's limit
         self.bot_user: JsonDict = dict(BOT_USER)
         self.calls: list[ApiCall] = []
         self.files: dict[str, StoredFile] = {}  # by file_id: every file the fake knows
@@ -740,6 +757,8 @@ class FakeTelegram:
         self._blocked: set[int] = set()
         self._rate_limit: int | None = None
         self._recent_sends: deque[float] = deque()
+        self._chat_full_at: dict[int, float] = {}  # private chats: when the bucket is full
+        self._group_sends: dict[int, deque[float]] = {}
         self.rate_limited = 0  # sends refused with 429 by limit_rate
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -843,6 +862,48 @@ class FakeTelegram:
             raise _ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
         self._recent_sends.append(now)
 
+    @property
+    def pacing(self) -> dict[str, float]:
+        """The bot's settings that keep to this fake's per-chat limits."""
+        return {
+            "telegram_chat_interval": PRIVATE_CHAT_INTERVAL * self.time_scale,
+            "telegram_group_interval": GROUP_WINDOW / GROUP_MESSAGES_PER_WINDOW * self.time_scale,
+        }
+
+    def _check_chat_limit(self, chat_id: object) -> None:
+        """429 for a message to a chat over its limit, as Telegram does (retry_after whole
+        seconds, at least one)."""
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+            return
+        now = time.monotonic()
+        if chat_id > 0:
+            wait = self._private_chat_wait(chat_id, now)
+        else:
+            wait = self._group_wait(chat_id, now)
+        if wait > 0:
+            self.chat_limited += 1
+            retry_after = max(1, math.ceil(wait))
+            raise _ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
+    def _private_chat_wait(self, chat_id: int, now: float) -> float:
+        interval = PRIVATE_CHAT_INTERVAL * self.time_scale
+        full_at = max(self._chat_full_at.get(chat_id, now), now)
+        allowed_at = full_at - (PRIVATE_CHAT_BURST - 1) * interval
+        if allowed_at > now:
+            return allowed_at - now
+        self._chat_full_at[chat_id] = full_at + interval
+        return 0.0
+
+    def _group_wait(self, chat_id: int, now: float) -> float:
+        window = GROUP_WINDOW * self.time_scale
+        sends = self._group_sends.setdefault(chat_id, deque())
+        while sends and now - sends[0] >= window:
+            sends.popleft()
+        if len(sends) >= GROUP_MESSAGES_PER_WINDOW:
+            return window - (now - sends[0])
+        sends.append(now)
+        return 0.0
+
     def block(self, chat_id: int) -> None:
         """The user of ``chat_id`` blocks the bot: every send there answers 403."""
         self._blocked.add(chat_id)
@@ -896,6 +957,8 @@ class FakeTelegram:
                 raise failures.popleft()
             if method in _BLOCKABLE_METHODS and params.get("chat_id") in self._blocked:
                 raise _ApiError(403, _BLOCKED)
+            if method in _CHAT_PACED_METHODS:
+                self._check_chat_limit(params.get("chat_id"))
             if method in _BLOCKABLE_METHODS:
                 self._check_rate()
             status, body = 200, {"ok": True, "result": await handler(params, uploads)}
