@@ -359,6 +359,8 @@ def _ask(ctx: FlowContext, field: str) -> None:
             for g, label in GROUP_LABELS.items()
         ]
         rows.append([Button(_("Done"), "ma:gdone")])
+    elif field == "criteria":
+        rows.append([Button(_("Done"), "ma:cdone")])
     elif not required:
         rows.append([Button(_("Skip"), "ma:skip")])
     rows.append([Button(_("✖️ Cancel"), "ma:cancel")])

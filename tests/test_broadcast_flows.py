@@ -697,3 +697,139 @@ async def test_citizens_see_a_movement_by_its_title(
             assert title in payload["text"]
             assert "dan-van-kheo" not in outside_links([payload["text"]], "dan-van-kheo")
     assert "dan-van-kheo" not in outside_links(everything(admin), "dan-van-kheo")
+
+
+async def start_movement_in_chat(chat: FakeChat, sessions: SessionFactory) -> None:
+    """An administrator's /newmovement up to the start date's question."""
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/newmovement")
+    await chat.send("Phong trào thi đua kiểm tra ngày")
+    await chat.send("Kiem tra ngay")
+    await chat.press("ma:skip")  # slogan
+    await chat.press("ma:skip")  # description
+
+
+async def test_movement_dates_are_checked_against_each_other_in_chat(
+    chat: FakeChat, services: Services, sessions: SessionFactory
+) -> None:
+    await start_movement_in_chat(chat, sessions)
+    await chat.send("Một tiêu chí; Hai tiêu chí")
+    await chat.send("xong")
+    await chat.send("01/03/2027")
+    await chat.send("31/12/2027")
+    await chat.press("ma:gdone")
+    answers = [  # (typed, what the bot says is wrong, or None when accepted)
+        ("01/01/2027", "ngày sơ kết (01/01/2027) không được trước ngày bắt đầu (01/03/2027)"),
+        ("01/01/2028", "ngày sơ kết (01/01/2028) không được sau ngày kết thúc (31/12/2027)"),
+        ("30/06/2027", None),
+        ("28/02/2027", "ngày tổng kết (28/02/2027) không được trước ngày bắt đầu (01/03/2027)"),
+        ("01/06/2027", "ngày tổng kết (01/06/2027) không được trước ngày sơ kết (30/06/2027)"),
+        ("15/01/2028", None),
+        ("01/02/2027, 01/05/2027", "ngày nhắc nhở (01/02/2027) không được trước ngày bắt đầu"),
+        ("01/05/2027, 01/01/2028", "ngày nhắc nhở (01/01/2028) không được sau ngày kết thúc"),
+        ("01/05/2027", None),
+    ]
+    for typed, problem in answers:
+        asked = chat.texts()[-1]
+        await chat.send(typed)
+        if problem is not None:
+            assert problem in chat.said()
+            assert chat.last[-1].text == asked, "the same question is asked again"
+    assert "Xin kiểm tra lại phong trào" in chat.said(), "all dates accepted: the summary"
+
+    await chat.press("ma:edit")
+    await chat.press("ma:f:starts_on")
+    await chat.send("01/07/2027")
+    assert "ngày sơ kết (30/06/2027) không được trước ngày bắt đầu (01/07/2027)" in chat.said()
+    await chat.send("01/04/2027")
+    await chat.press("ma:save")
+    async with sessions() as session:
+        movement = (await session.exec(select(Movement))).one()
+    assert (movement.starts_on, movement.interim_review_on) == (date(2027, 4, 1), date(2027, 6, 30))
+
+
+async def test_a_stored_movement_with_wrong_dates_is_corrected_when_saved(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    async with sessions() as session, session.begin():
+        session.add(
+            Movement(
+                slug="cu",
+                name="Phong trào cũ",
+                short_name="cu",
+                criteria=["Một tiêu chí"],
+                starts_on=date(2027, 3, 1),
+                ends_on=date(2027, 12, 31),
+                interim_review_on=date(2027, 1, 1),
+            )
+        )
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/editmovement cu")
+    await chat.press("ma:save")
+    assert "ngày sơ kết (01/01/2027) không được trước ngày bắt đầu (01/03/2027)" in chat.said()
+    await chat.send("01/06/2027")
+    await chat.press("ma:save")
+    async with sessions() as session:
+        movement = (await session.exec(select(Movement))).one()
+        keys = (await session.exec(select(Broadcast.key))).all()
+    assert movement.interim_review_on == date(2027, 6, 1) and len(keys) == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong"),
+    [
+        ("ends_on", "ends_on: 2026-10-01"),
+        ("interim_review_on", "interim_review_on: 2026-10-01"),
+        ("interim_review_on", "interim_review_on: 2027-12-01"),
+        ("final_review_on", "final_review_on: 2026-10-31"),
+        ("reminders", "reminders: [2027-02-01, 2027-11-30]"),
+    ],
+)
+async def test_import_refuses_a_file_with_dates_that_do_not_fit(
+    services: Services,
+    sessions: SessionFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    wrong: str,
+) -> None:
+    second = MOVEMENT_YAML.split("\n", 1)[1].replace("Dân vận khéo 2026", "Sai ngay")
+    second = re.sub(rf"^    {field}: .*$", f"    {wrong}", second, flags=re.MULTILINE)
+    path = tmp_path / "movements.yaml"
+    path.write_text(MOVEMENT_YAML + second, encoding="utf-8")
+    args = argparse.Namespace(command="movement", file=path)
+    async with sessions() as session, session.begin():
+        now = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+        assert await operations.import_movements(session, services, args, now) == 2
+    printed = capsys.readouterr().out
+    assert "movement 2 (Sai ngay)" in printed and f"{field} (" in printed, printed
+    async with sessions() as session:
+        assert (await session.exec(select(Movement))).all() == []
+        assert (await session.exec(select(Broadcast))).all() == []
+
+
+async def test_criteria_by_line_semicolon_or_one_message_each(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await start_movement_in_chat(chat, sessions)
+    assert "chấm phẩy" in chat.said() and "xong" in chat.said(), "the prompt says how"
+    await chat.press("ma:cdone")
+    assert "ít nhất một tiêu chí" in chat.said()
+    await chat.send("Giúp đỡ hộ nghèo; Giữ gìn <b>vệ sinh</b> ;")
+    assert "2. Giữ gìn &lt;b&gt;vệ sinh&lt;/b&gt;" in chat.said()
+    await chat.send("- Tham gia xây dựng đường thôn\n- Đoàn kết")
+    await chat.send("Xong.")
+    assert "Ngày bắt đầu" in chat.said()
+    await chat.send("01/01/2027")
+    await chat.send("31/12/2027")
+    await chat.press("ma:gdone")
+    for _ in range(3):
+        await chat.press("ma:skip")
+    await chat.press("ma:edit")
+    await chat.press("ma:f:criteria")
+    await chat.send("Chỉ một tiêu chí")
+    await chat.press("Xong")
+    await chat.press("ma:save")
+    async with sessions() as session:
+        movement = (await session.exec(select(Movement))).one()
+    assert movement.criteria == ["Chỉ một tiêu chí"]
