@@ -266,18 +266,18 @@ def _parse(ctx: FlowContext, field: str, text: str) -> tuple[Any, str]:
 def _date_problem(ctx: FlowContext, field: str, value: Any) -> str:
     """What is wrong with `field` set to `value` among the movement's other dates, if anything."""
     spec = {**ctx.conversation.data["spec"], field: value}
-    conflicts = [c for c in spec_date_conflicts(spec) if field in (c.field, c.other)]
-    return conflict_text(ctx, conflicts[0]) if conflicts else ""
+    conflicts = [c for c in _spec_date_conflicts(spec) if field in (c.field, c.other)]
+    return _conflict_text(ctx, conflicts[0]) if conflicts else ""
 
 
-def spec_date_conflicts(spec: dict[str, Any]) -> list[DateConflict]:
+def _spec_date_conflicts(spec: dict[str, Any]) -> list[DateConflict]:
     """The date conflicts of a movement being written (dates as ISO strings)."""
     dates = {f: date.fromisoformat(spec[f]) if spec.get(f) else None for f in DATE_FIELDS}
     reminders = [date.fromisoformat(day) for day in spec.get("reminders") or []]
     return date_conflicts(dates, reminders)
 
 
-def conflict_text(ctx: FlowContext, conflict: DateConflict) -> str:
+def _conflict_text(ctx: FlowContext, conflict: DateConflict) -> str:
     return fmt(
         ctx._(CONFLICTS[conflict.relation]),
         field=ctx._(DATE_NAMES[conflict.field]),
@@ -401,9 +401,9 @@ async def _save(ctx: FlowContext) -> None:
     fields = dict(state.data["spec"])
     if state.data.get("slug"):
         fields["slug"] = state.data["slug"]
-    conflicts = spec_date_conflicts(fields)
+    conflicts = _spec_date_conflicts(fields)
     if conflicts:
-        ctx.say(conflict_text(ctx, conflicts[0]))
+        ctx.say(_conflict_text(ctx, conflicts[0]))
         state.step = conflicts[0].field
         _ask(ctx, state.step)
         return
