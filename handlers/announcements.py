@@ -15,24 +15,19 @@ from typing import Any
 from handlers.admin import is_admin
 from handlers.broadcasting import describe, publish_approved
 from handlers.context import FlowContext
+from handlers.labels import BROADCAST_STATUS_LABELS
 from handlers.messages import Button, InboundKind
 from handlers.movements import parse_day
 from handlers.places import offer_communes
 from handlers.ports import StoredImage
 from handlers.publications import announcement_message
-from handlers.text import N_, clip, fmt
+from handlers.text import clip, fmt
 from models.broadcasts import broadcasts_in, cancel, create_broadcast
 from models.movements import active_movements
 from models.tables import Broadcast, BroadcastKind, BroadcastStatus, Movement
 
 FLOW = "announce"
 TEXT_LIMITS = (10, 3000)
-STATUS_LABELS = {
-    BroadcastStatus.SCHEDULED: N_("scheduled"),
-    BroadcastStatus.RUNNING: N_("being sent"),
-    BroadcastStatus.DONE: N_("sent"),
-    BroadcastStatus.CANCELLED: N_("cancelled"),
-}
 AUDIENCES = {"all": (True, True), "announcements": (False, True), "stories": (True, False)}
 """Audience button → (subscribers of stories, subscribers of announcements)."""
 
@@ -105,7 +100,7 @@ async def _ask_movement(ctx: FlowContext) -> None:
         await _ask_audience(ctx)
         return
     ctx.conversation.step = "movement"
-    rows = [[Button(f"🚩 {m.short_name}", f"an:m:{m.id}")] for m in movements]
+    rows = [[Button(f"🚩 {m.name}", f"an:m:{m.id}")] for m in movements]
     rows.append([Button(ctx._("General announcement"), "an:m:none")])
     ctx.say(ctx._("Is it about an emulation movement?"), rows)
 
@@ -278,7 +273,7 @@ async def list_broadcasts(ctx: FlowContext) -> None:
     zone = ctx.services.config.timezone
     for broadcast in found:
         when = broadcast.scheduled_at.astimezone(zone).strftime("%H:%M %d/%m/%Y")
-        status = ctx._(STATUS_LABELS[BroadcastStatus(broadcast.status)])
+        status = ctx._(BROADCAST_STATUS_LABELS[BroadcastStatus(broadcast.status)])
         line = f"{describe(broadcast, ctx._)}\n{fmt('{status} · {when}', status=status, when=when)}"
         buttons = (
             [[Button(ctx._("✖️ Cancel this broadcast"), f"bc:x:{broadcast.id}")]]

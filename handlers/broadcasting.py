@@ -18,9 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.cards import format_age, moderation_chat
 from handlers.context import Services, Translator
+from handlers.labels import BROADCAST_KIND_LABELS, MOVEMENT_EVENT_LABELS
 from handlers.messages import Outbound
 from handlers.ports import SendNow
-from handlers.publications import DIGEST_PERIOD, movement_key, render
+from handlers.publications import DIGEST_PERIOD, movement_event, movement_key, render
 from handlers.text import clip, fmt
 from models.broadcasts import (
     broadcasts_in,
@@ -169,7 +170,7 @@ async def schedule_movement(
                 kind=BroadcastKind.MOVEMENT,
                 announcements=True,
                 movement_id=movement.id,
-                title=clip(f"{movement.short_name} · {event}", 256),
+                title=clip(movement.name, 256),
                 scheduled_at=max(at, now),
                 created_by_id=movement.created_by_id,
             ),
@@ -290,18 +291,19 @@ async def _send_progress(send: SendNow, update: _Update) -> str:
 
 
 def describe(broadcast: Broadcast, _: Translator) -> str:
-    labels = {
-        BroadcastKind.STORY: _("story"),
-        BroadcastKind.DIGEST: _("weekly digest"),
-        BroadcastKind.ANNOUNCEMENT: _("announcement"),
-        BroadcastKind.MOVEMENT: _("movement"),
-    }
-    return fmt(
-        "#{id} · {kind} · {title}",
-        id=broadcast.id,
-        kind=labels[BroadcastKind(broadcast.kind)],
-        title=clip(broadcast.title, 60),
+    """`#id · kind · title` in the reader's language: no internal name of a kind or event."""
+    kind = BroadcastKind(broadcast.kind)
+    label = (
+        MOVEMENT_EVENT_LABELS[movement_event(broadcast)]
+        if kind == BroadcastKind.MOVEMENT
+        else BROADCAST_KIND_LABELS[kind]
     )
+    title = (
+        date.fromisoformat(broadcast.key.removeprefix("digest:")).strftime("%d/%m/%Y")
+        if kind == BroadcastKind.DIGEST
+        else clip(broadcast.title, 60)
+    )
+    return fmt("#{id} · {kind} · {title}", id=broadcast.id, kind=_(label), title=title)
 
 
 def progress_text(

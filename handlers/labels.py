@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from handlers.text import N_
 from models.communes import AreaTag
-from models.tables import NomineeGroup, NomineeKind, ReportStatus
+from models.tables import (
+    BroadcastKind,
+    BroadcastStatus,
+    NomineeGroup,
+    NomineeKind,
+    ReportStatus,
+)
 
 KIND_LABELS: dict[NomineeKind, str] = {
     NomineeKind.INDIVIDUAL: N_("An individual"),
@@ -45,3 +51,25 @@ STATUS_LABELS: dict[ReportStatus, str] = {
     ReportStatus.PUBLISHED: N_("published"),
     ReportStatus.WITHDRAWN: N_("withdrawn"),
 }
+
+BROADCAST_KIND_LABELS: dict[BroadcastKind, str] = {
+    BroadcastKind.STORY: N_("story"),
+    BroadcastKind.DIGEST: N_("weekly digest"),
+    BroadcastKind.ANNOUNCEMENT: N_("announcement"),
+    BroadcastKind.MOVEMENT: N_("movement"),
+}
+
+BROADCAST_STATUS_LABELS: dict[BroadcastStatus, str] = {
+    BroadcastStatus.SCHEDULED: N_("scheduled"),
+    BroadcastStatus.RUNNING: N_("being sent"),
+    BroadcastStatus.DONE: N_("sent"),
+    BroadcastStatus.CANCELLED: N_("cancelled"),
+}
+
+MOVEMENT_EVENT_LABELS: dict[str, str] = {
+    "launch": N_("movement launch"),
+    "reminder": N_("movement reminder"),
+    "interim": N_("movement interim review"),
+    "final": N_("movement final review"),
+}
+"""A movement's announcements, by the event named in their broadcast key."""

@@ -21,13 +21,15 @@ from handlers.labels import GROUP_LABELS
 from handlers.messages import Button
 from handlers.publications import movement_lines
 from handlers.text import N_, clip, esc, fmt
+from models.folding import fold
 from models.movements import (
+    DateConflict,
     MovementSpec,
     current_and_coming,
+    date_conflicts,
     movement_by_slug,
     save_movement,
     slug_for,
-    spec_of,
 )
 from models.tables import Movement, NomineeGroup
 
@@ -40,7 +42,13 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "short_name": (N_("A short, memorable name (it also makes the link to the movement)?"), True),
     "slogan": (N_("Its slogan?"), False),
     "description": (N_("A description: what is it for, who takes part?"), False),
-    "criteria": (N_("The concrete criteria, one per line?"), True),
+    "criteria": (
+        N_(
+            "The concrete criteria? Type them one per line or separated by semicolons (;), "
+            'or send them one message each; then press Done (or type "xong").'
+        ),
+        True,
+    ),
     "starts_on": (N_("Start date (DD/MM/YYYY)?"), True),
     "ends_on": (N_("End date (DD/MM/YYYY)?"), True),
     "target_groups": (N_("Which groups is it for? Press each, then Done (none: everyone)."), False),
@@ -62,7 +70,21 @@ FIELD_LABELS: dict[str, str] = {
     "final_review_on": N_("Final review"),
     "reminders": N_("Reminders"),
 }
-DATE_FIELDS = frozenset({"starts_on", "ends_on", "interim_review_on", "final_review_on"})
+DATE_FIELDS = ("starts_on", "ends_on", "interim_review_on", "final_review_on")
+DATE_NAMES: dict[str, str] = {
+    "starts_on": N_("the start date"),
+    "ends_on": N_("the end date"),
+    "interim_review_on": N_("the interim review"),
+    "final_review_on": N_("the final review"),
+    "reminders": N_("the reminder"),
+}
+"""The dates as named inside a sentence, when one conflicts with another."""
+CONFLICTS = {
+    "before": N_("Not possible: {field} ({day}) must not be before {other} ({other_day})."),
+    "after": N_("Not possible: {field} ({day}) must not be after {other} ({other_day})."),
+}
+CRITERIA_LIMIT = 20
+DONE_WORDS = frozenset({"xong", "done"})
 TEXT_LIMITS = {"name": 256, "short_name": 64, "slogan": 256, "description": 4000}
 
 
@@ -79,7 +101,7 @@ async def list_movements(ctx: FlowContext) -> None:
     for movement in movements:
         buttons = [[Button(ctx._("ℹ️ Details"), f"mv:i:{movement.id}")]]
         if movement.starts_on <= today:
-            label = ctx._("📝 Report for {name}").format(name=movement.short_name)
+            label = ctx._("📝 Report for {name}").format(name=movement.name)
             buttons.insert(0, [Button(label, f"mv:r:{movement.id}")])
         ctx.say("\n".join(movement_lines(movement, ctx._, full=False)), buttons)
 
@@ -105,7 +127,7 @@ async def report_for(ctx: FlowContext, movement: Movement) -> None:
         ctx.say(
             fmt(
                 ctx._("The movement {name} runs from {start} to {end}; it is not open now."),
-                name=movement.short_name,
+                name=movement.name,
                 start=movement.starts_on.strftime("%d/%m/%Y"),
                 end=movement.ends_on.strftime("%d/%m/%Y"),
             )
@@ -144,7 +166,7 @@ async def edit_movement(ctx: FlowContext) -> None:
     if movement is None:
         ctx.say(ctx._("Usage: /editmovement short-name (see /movements)"))
         return
-    spec = spec_of(movement).model_dump(mode="json")
+    spec = movement.model_dump(include=set(MovementSpec.model_fields), mode="json")
     state = ctx.conversation
     state.flow, state.step = FLOW, SUMMARY
     state.data = {"spec": spec, "editing": True, "slug": movement.slug}
@@ -174,11 +196,14 @@ async def on_admin_button(ctx: FlowContext, payload: str) -> None:
         _ask(ctx, "target_groups")
     elif action == "gdone" and state.step == "target_groups":
         _next(ctx)
+    elif action == "cdone" and state.step == "criteria":
+        _finish_criteria(ctx)
     elif action == "edit":
         state.step = EDIT
         rows = [[Button(ctx._(FIELD_LABELS[f]), f"ma:f:{f}")] for f in FIELDS]
         ctx.say(ctx._("What would you like to change?"), rows)
     elif action.startswith("f:") and action[2:] in FIELDS:
+        state.data.pop("new_criteria", None)
         state.step = action[2:]
         _ask(ctx, state.step)
     elif action == "save" and state.step == SUMMARY:
@@ -202,6 +227,9 @@ async def on_input(ctx: FlowContext) -> None:
             _show_summary(ctx)
         return
     text = ctx.inbound.text.strip()
+    if field == "criteria" and text:
+        _take_criteria(ctx, text)
+        return
     value, problem = _parse(ctx, field, text)
     if problem:
         ctx.say(problem)
@@ -220,24 +248,73 @@ def _parse(ctx: FlowContext, field: str, text: str) -> tuple[Any, str]:
         day = parse_day(text)
         if day is None:
             return None, _("Please type a date like 25/12/2026.")
-        starts = ctx.conversation.data["spec"].get("starts_on")
-        if field == "ends_on" and starts and day < date.fromisoformat(starts):
-            return None, _("The end date must not be before the start date.")
-        return day.isoformat(), ""
+        return day.isoformat(), _date_problem(ctx, field, day.isoformat())
     if field == "reminders":
         days = [parse_day(part) for part in text.split(",")]
         if None in days:
             return None, _("Please type dates like 01/03/2027, 01/06/2027.")
-        return sorted({d.isoformat() for d in days if d}), ""
-    if field == "criteria":
-        items = [line.strip(" -•\t") for line in text.splitlines() if line.strip(" -•\t")]
-        return [clip(item, 500) for item in items[:20]], ""
+        value = sorted({d.isoformat() for d in days if d})
+        return value, _date_problem(ctx, field, value)
     if field == "short_name" and not slug_for(text):
         return None, _("Please use letters or digits in the short name.")
     limit = TEXT_LIMITS[field]
     if len(text) > limit:
         return None, fmt(_("That is too long: at most {limit} characters."), limit=limit)
     return text, ""
+
+
+def _date_problem(ctx: FlowContext, field: str, value: Any) -> str:
+    """What is wrong with `field` set to `value` among the movement's other dates, if anything."""
+    spec = {**ctx.conversation.data["spec"], field: value}
+    conflicts = [c for c in _spec_date_conflicts(spec) if field in (c.field, c.other)]
+    return _conflict_text(ctx, conflicts[0]) if conflicts else ""
+
+
+def _spec_date_conflicts(spec: dict[str, Any]) -> list[DateConflict]:
+    """The date conflicts of a movement being written (dates as ISO strings)."""
+    dates = {f: date.fromisoformat(spec[f]) if spec.get(f) else None for f in DATE_FIELDS}
+    reminders = [date.fromisoformat(day) for day in spec.get("reminders") or []]
+    return date_conflicts(dates, reminders)
+
+
+def _conflict_text(ctx: FlowContext, conflict: DateConflict) -> str:
+    return fmt(
+        ctx._(CONFLICTS[conflict.relation]),
+        field=ctx._(DATE_NAMES[conflict.field]),
+        day=conflict.day.strftime("%d/%m/%Y"),
+        other=ctx._(DATE_NAMES[conflict.other]),
+        other_day=conflict.other_day.strftime("%d/%m/%Y"),
+    )
+
+
+def _take_criteria(ctx: FlowContext, text: str) -> None:
+    """Criteria come one per line, separated by semicolons, or one message each."""
+    if fold(text).strip(" .!") in DONE_WORDS:
+        _finish_criteria(ctx)
+        return
+    items = [item.strip(" -•\t") for item in re.split(r"[\n;]", text)]
+    taken: list[str] = ctx.conversation.data.setdefault("new_criteria", [])
+    taken += [clip(item, 500) for item in items if item][: CRITERIA_LIMIT - len(taken)]
+    listed = "\n".join(f"{n}. {item}" for n, item in enumerate(taken, 1))
+    ctx.say(
+        fmt(
+            ctx._(
+                'Criteria so far:\n{criteria}\n\nSend another one, or press Done (or type "xong").'
+            ),
+            criteria=listed,
+        ),
+        [[Button(ctx._("Done"), "ma:cdone")], [Button(ctx._("✖️ Cancel"), "ma:cancel")]],
+    )
+
+
+def _finish_criteria(ctx: FlowContext) -> None:
+    taken = ctx.conversation.data.pop("new_criteria", [])
+    if not taken:
+        ctx.say(ctx._("Please type at least one criterion first."))
+        _ask(ctx, "criteria")
+        return
+    ctx.conversation.data["spec"]["criteria"] = taken
+    _next(ctx)
 
 
 def parse_day(text: str) -> date | None:
@@ -282,6 +359,8 @@ def _ask(ctx: FlowContext, field: str) -> None:
             for g, label in GROUP_LABELS.items()
         ]
         rows.append([Button(_("Done"), "ma:gdone")])
+    elif field == "criteria":
+        rows.append([Button(_("Done"), "ma:cdone")])
     elif not required:
         rows.append([Button(_("Skip"), "ma:skip")])
     rows.append([Button(_("✖️ Cancel"), "ma:cancel")])
@@ -322,6 +401,12 @@ async def _save(ctx: FlowContext) -> None:
     fields = dict(state.data["spec"])
     if state.data.get("slug"):
         fields["slug"] = state.data["slug"]
+    conflicts = _spec_date_conflicts(fields)
+    if conflicts:
+        ctx.say(_conflict_text(ctx, conflicts[0]))
+        state.step = conflicts[0].field
+        _ask(ctx, state.step)
+        return
     try:
         spec = MovementSpec.model_validate(fields)
     except ValidationError as error:
@@ -349,7 +434,7 @@ async def _save(ctx: FlowContext) -> None:
                 "Saved: {name}. {count} announcements are scheduled (launch, reminders, "
                 "reviews). People can report for it with /start movement_{slug}"
             ),
-            name=movement.short_name,
+            name=movement.name,
             count=scheduled,
             slug=movement.slug,
         )

@@ -49,7 +49,7 @@ def story_message(report: Report, movement: Movement | None, _: Translator) -> O
         )
     )
     if movement is not None:
-        lines.append(fmt(_("Movement: {name}"), name=movement.short_name))
+        lines.append(fmt(_("Movement: {name}"), name=movement.name))
     lines += ["", esc(clip(report.public_story or report.story, STORY_CHARS))]
     lines += [
         "",
@@ -59,7 +59,7 @@ def story_message(report: Report, movement: Movement | None, _: Translator) -> O
 
 
 def movement_lines(movement: Movement, _: Translator, *, full: bool) -> list[str]:
-    lines = [f"<b>{esc(movement.name)}</b> ({esc(movement.short_name)})"]
+    lines = [f"<b>{esc(movement.name)}</b>"]
     if movement.slogan:
         lines.append(f"<i>{esc(movement.slogan)}</i>")
     lines.append(
@@ -113,7 +113,7 @@ def announcement_message(
 ) -> Outbound:
     lines = [_("📢 <b>From the Emulation and Commendation Council</b>")]
     if movement is not None:
-        lines.append(fmt(_("Movement: {name}"), name=movement.short_name))
+        lines.append(fmt(_("Movement: {name}"), name=movement.name))
     lines += ["", esc(broadcast.text)]
     return Outbound(
         chat_id="", text="\n".join(lines), photos=[Photo(sha) for sha in broadcast.photos]

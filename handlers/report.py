@@ -111,7 +111,7 @@ async def start(ctx: FlowContext, movement: Movement | None = None) -> None:
     """Begin a report (for `movement`, from its deep link), or offer to continue one."""
     state = ctx.conversation
     if state.flow == FLOW and movement is not None:
-        _attach_movement(ctx, movement.id, movement.short_name)
+        _attach_movement(ctx, movement.id, movement.name)
     if state.flow == FLOW and state.step == Step.RESUME:
         await _prompt(ctx, Step.RESUME)
         return
@@ -133,7 +133,7 @@ async def start(ctx: FlowContext, movement: Movement | None = None) -> None:
         return
     state.flow, state.data = FLOW, {"officer": Role.OFFICER in ctx.roles}
     if movement is not None:
-        _attach_movement(ctx, movement.id, movement.short_name)
+        _attach_movement(ctx, movement.id, movement.name)
     await _go(ctx, Step.KIND)
 
 
@@ -215,7 +215,7 @@ async def _go(ctx: FlowContext, step: Step) -> None:
     if step is Step.MOVEMENT:
         today = ctx.now.astimezone(ctx.services.config.timezone).date()
         running = await active_movements(ctx.session, today)
-        ctx.conversation.data["movement_choices"] = [[m.id, m.short_name] for m in running]
+        ctx.conversation.data["movement_choices"] = [[m.id, m.name] for m in running]
     await _prompt(ctx, step)
 
 

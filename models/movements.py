@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +18,55 @@ from models.folding import fold
 from models.tables import Movement, NomineeGroup
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+DATE_RULES: tuple[tuple[str, Literal["before", "after"], str], ...] = (
+    ("ends_on", "before", "starts_on"),
+    ("interim_review_on", "before", "starts_on"),
+    ("interim_review_on", "after", "ends_on"),
+    ("final_review_on", "before", "starts_on"),
+    ("final_review_on", "before", "interim_review_on"),
+    ("reminders", "before", "starts_on"),
+    ("reminders", "after", "ends_on"),
+)
+"""(field, relation, other): the field's date must not be `relation` the other's.
+
+Announcements outside the movement, or reviews in the wrong order, would be scheduled
+and then never make sense (or never be sent), so they are refused when the movement is saved.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DateConflict:
+    """`field`'s date `day` is `relation` the date of `other`, which is not allowed."""
+
+    field: str
+    day: date
+    relation: Literal["before", "after"]
+    other: str
+    other_day: date
+
+    def __str__(self) -> str:
+        return f"{self.field} ({self.day}) is {self.relation} {self.other} ({self.other_day})"
+
+
+def date_conflicts(
+    dates: Mapping[str, date | None], reminders: Sequence[date] = ()
+) -> list[DateConflict]:
+    """Every date of a movement checked against the others; missing dates are not checked.
+
+    `dates` holds starts_on, ends_on, interim_review_on and final_review_on (or some of
+    them, while a movement is being written in chat).
+    """
+    days = [(field, day) for field, day in dates.items() if day is not None]
+    days += [("reminders", day) for day in reminders]
+    conflicts = []
+    for field, day in days:
+        for rule_field, relation, other in DATE_RULES:
+            other_day = dates.get(other)
+            if rule_field != field or other_day is None:
+                continue
+            if (day < other_day) if relation == "before" else (day > other_day):
+                conflicts.append(DateConflict(field, day, relation, other, other_day))
+    return conflicts
 
 
 class MovementSpec(BaseModel):
@@ -49,9 +101,18 @@ class MovementSpec(BaseModel):
             self.slug = slug_for(self.short_name)
         if not SLUG_PATTERN.match(self.slug):
             raise ValueError(f"slug {self.slug!r}: lowercase letters, digits and dashes")
-        if self.ends_on < self.starts_on:
-            raise ValueError("ends_on is before starts_on")
+        conflicts = date_conflicts(self.dates(), self.reminders)
+        if conflicts:
+            raise ValueError("; ".join(str(conflict) for conflict in conflicts))
         return self
+
+    def dates(self) -> dict[str, date | None]:
+        return {
+            "starts_on": self.starts_on,
+            "ends_on": self.ends_on,
+            "interim_review_on": self.interim_review_on,
+            "final_review_on": self.final_review_on,
+        }
 
 
 def slug_for(short_name: str) -> str:
@@ -66,7 +127,21 @@ def load_specs(path: Path) -> list[MovementSpec]:
     items = document.get("movements", []) if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise ValueError("expected a list of movements")
-    return [MovementSpec.model_validate(item) for item in items]
+    return [_spec(number, item) for number, item in enumerate(items, 1)]
+
+
+def _spec(number: int, item: Any) -> MovementSpec:
+    """One movement of a file; its errors name it (number and short name) and the field."""
+    try:
+        return MovementSpec.model_validate(item)
+    except ValidationError as error:
+        names = item if isinstance(item, dict) else {}
+        label = names.get("short_name") or names.get("name") or "?"
+        problems = "; ".join(
+            ": ".join([*map(str, e["loc"]), e["msg"].removeprefix("Value error, ")])
+            for e in error.errors()
+        )
+        raise ValueError(f"movement {number} ({label}): {problems}") from None
 
 
 async def save_movement(
@@ -93,14 +168,6 @@ async def save_movement(
     session.add(movement)
     await session.flush()
     return movement, created
-
-
-def spec_of(movement: Movement) -> MovementSpec:
-    return MovementSpec.model_validate(
-        movement.model_dump(
-            include=set(MovementSpec.model_fields),
-        )
-    )
 
 
 async def movement_by_slug(session: AsyncSession, slug: str) -> Movement | None:

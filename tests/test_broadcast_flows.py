@@ -6,6 +6,7 @@ Time is controlled: every tick is called with the `now` the test chooses.
 from __future__ import annotations
 
 import argparse
+import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,12 +19,14 @@ from bot import operations
 from handlers.broadcasting import (
     digest_tick,
     latest_slot,
+    progress_text,
     publication_tick,
     schedule_movement,
     start_due,
 )
 from handlers.cards import render_card
 from handlers.context import Services
+from handlers.publications import MOVEMENT_EVENTS
 from handlers.router import SessionFactory
 from models.broadcasts import materialize
 from models.movements import MovementSpec, save_movement
@@ -34,6 +37,7 @@ from models.tables import (
     BroadcastStatus,
     Movement,
     OutboxMessage,
+    OutboxStatus,
     Person,
     Report,
     ReportStatus,
@@ -60,6 +64,7 @@ movements:
     interim_review_on: 2027-04-15
     final_review_on: 2027-10-15
 """
+MOVEMENT_NAME = 'Phong trào "Dân vận khéo" năm 2026'
 
 
 @pytest.fixture
@@ -302,9 +307,9 @@ async def test_imported_movement_deep_link_report_and_card(
     ]
 
     await chat.send("/movements")
-    assert "Dân vận khéo 2026" in chat.texts()[-1]
+    assert MOVEMENT_NAME in chat.texts()[-1]
     await chat.send("/start movement_dan-van-kheo-2026")
-    assert "Dân vận khéo 2026" in chat.texts()[-2]
+    assert MOVEMENT_NAME in chat.texts()[-2]
     await file_report(chat)
     async with sessions() as session:
         report = (await session.exec(select(Report))).one()
@@ -327,7 +332,7 @@ async def test_attach_a_report_to_a_running_movement_from_the_summary(
 ) -> None:
     await import_movements(services, sessions, tmp_path)
     await chat.send("/report")
-    await file_report(chat, movement_button="🚩 Dân vận khéo 2026")
+    await file_report(chat, movement_button=f"🚩 {MOVEMENT_NAME}")
     async with sessions() as session:
         report = (await session.exec(select(Report))).one()
     assert report.movement_id is not None
@@ -366,6 +371,7 @@ async def test_admin_creates_a_movement_in_chat(
     await chat.press("ma:skip")  # slogan
     await chat.send("Tôn vinh nông dân làm giàu chính đáng và giúp nhau thoát nghèo.")
     await chat.send("- Thu nhập cao từ sản xuất\n- Giúp đỡ hộ nghèo trong thôn")
+    await chat.press("ma:cdone")
     await chat.send("01/01/2027")
     await chat.send("31/12/2026")
     assert "không được trước" in chat.said()
@@ -415,7 +421,7 @@ async def test_admin_announces_previews_schedules_and_cancels(
     text = "Mời bà con tham gia <phong trào> & gửi gương tốt về Hội đồng trước 31/12."
     await chat.send(text)
     await chat.photo(jpeg(color="orange"))
-    await chat.press("🚩 Dân vận khéo 2026")
+    await chat.press(f"🚩 {MOVEMENT_NAME}")
     await chat.press("an:a:announcements")
     await chat.send("dinh lap")
     await chat.press("an:c:6613")
@@ -505,6 +511,7 @@ async def test_impossible_dates_get_a_clear_message(
     await chat.press("ma:skip")
     await chat.press("ma:skip")
     await chat.send("Một tiêu chí")
+    await chat.press("ma:cdone")
     await chat.send(typed)
     assert "25/12/2026" in chat.said()
     await chat.send("1/1/27")
@@ -519,7 +526,7 @@ async def test_a_movement_link_during_an_unfinished_report_keeps_the_movement(
     await chat.press("r:kind:individual")
     await chat.send("Lý Văn Páo")
     await chat.send("/start movement_dan-van-kheo-2026")
-    assert "Dân vận khéo 2026" in chat.texts()[-2]
+    assert MOVEMENT_NAME in chat.texts()[-2]
     await chat.press("r:resume:new")
     await file_report(chat)
     async with sessions() as session:
@@ -564,3 +571,265 @@ async def test_an_admin_publishes_the_approved_stories_now(
         report = (await session.exec(select(Report))).one()
         broadcast = (await session.exec(select(Broadcast))).one()
     assert report.status == ReportStatus.PUBLISHED and broadcast.report_id == report.id
+
+
+# ---- issue #13: names users read, dates that fit, criteria on a phone --------------------
+
+INTERNAL_NAMES = re.compile(
+    r"\b(?:{})\b".format(
+        "|".join(
+            [*BroadcastKind, *BroadcastStatus, *MOVEMENT_EVENTS, "digest"],
+        )
+    ),
+    re.IGNORECASE,
+)
+
+
+async def test_broadcasts_and_their_progress_name_every_kind_in_vietnamese(
+    chat: FakeChat, services: Services, sessions: SessionFactory
+) -> None:
+    await chat.send("/report")
+    await file_report(chat)
+    published = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    await approve_all(sessions, published - timedelta(hours=1))
+    assert await publication_tick(services, sessions, published) == 1
+    sunday_evening = datetime(2026, 11, 29, 12, 31, tzinfo=UTC)
+    assert await digest_tick(services, sessions, sunday_evening)
+    assert await start_due(services, sessions, sunday_evening) == 2  # the story, the digest
+    spec = MovementSpec(
+        name="Thi đua yêu nước năm 2027",
+        short_name="yeu-nuoc",
+        criteria=["Một tiêu chí rõ ràng"],
+        starts_on=date(2027, 1, 1),
+        ends_on=date(2027, 12, 31),
+        reminders=[date(2027, 3, 1)],
+        interim_review_on=date(2027, 6, 30),
+        final_review_on=date(2027, 12, 20),
+    )
+    async with sessions() as session, session.begin():
+        movement, _ = await save_movement(session, spec, sunday_evening)
+        assert await schedule_movement(session, services, movement, sunday_evening) == 4
+        session.add(
+            Broadcast(
+                key="announcement:1",
+                kind=BroadcastKind.ANNOUNCEMENT,
+                announcements=True,
+                title="Mời bà con tham gia",
+                scheduled_at=sunday_evening + timedelta(days=1),
+            )
+        )
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/broadcasts")
+    listing = chat.said()
+    assert len(chat.last) == 7
+    for label in ("gương người tốt", "bản tin tuần · 29/11/2026", "thông báo", "đang gửi"):
+        assert label in listing
+    for event in ("phát động", "nhắc nhở", "sơ kết", "tổng kết", "đã lên lịch"):
+        assert event in listing
+    assert not INTERNAL_NAMES.search(listing), listing
+
+    vietnamese = services.translator("vi")
+    counts = dict.fromkeys(OutboxStatus, 3)
+    async with sessions() as session:
+        broadcasts = (await session.exec(select(Broadcast))).all()
+    for broadcast in broadcasts:
+        broadcast.started_at = sunday_evening
+        for status in (BroadcastStatus.RUNNING, BroadcastStatus.DONE):
+            broadcast.status = status
+            text = progress_text(
+                broadcast, counts, sunday_evening + timedelta(seconds=30), vietnamese
+            )
+            assert not INTERNAL_NAMES.search(text), text
+
+
+def everything(chat: FakeChat) -> list[str]:
+    """Every text and button label the bot showed in this chat."""
+    labels = [b.label for o in chat.transcript for row in o.buttons for b in row]
+    return chat.texts() + labels
+
+
+def outside_links(texts: list[str], slug: str) -> str:
+    """What the user read, without the links and commands where the short name belongs."""
+    return "\n".join(texts).replace(f"movement_{slug}", "")
+
+
+async def test_citizens_see_a_movement_by_its_title(
+    chat: FakeChat, services: Services, sessions: SessionFactory
+) -> None:
+    today = datetime.now(UTC).astimezone(services.config.timezone).date()
+    title = "Phong trào Dân vận khéo"
+    spec = MovementSpec(
+        name=title,
+        short_name="dan-van-kheo",
+        criteria=["Có cách làm mới"],
+        starts_on=today,
+        ends_on=today + timedelta(days=300),
+    )
+    async with sessions() as session, session.begin():
+        movement, _ = await save_movement(session, spec, datetime.now(UTC))
+        assert await schedule_movement(session, services, movement, datetime.now(UTC)) == 1
+    await chat.send("/movements")
+    assert f"📝 Báo cáo cho {title}" in chat.labels()
+    await chat.press("ℹ️ Chi tiết")
+    await chat.send("/start movement_dan-van-kheo")
+    await file_report(chat, movement_button=f"🚩 {title}")
+    shown = outside_links(everything(chat), "dan-van-kheo")
+    assert title in shown and "dan-van-kheo" not in shown
+
+    await approve_all(sessions, datetime.now(UTC) - timedelta(days=1))
+    await grant(sessions, "900", Role.ADMIN)
+    admin = FakeChat(services, sessions, user_id="900")
+    await admin.send("/announce")
+    await admin.send("Mời bà con gửi gương tốt của phong trào về Hội đồng.")
+    await admin.press("an:nophoto")
+    assert f"🚩 {title}" in admin.labels()
+    await admin.press(f"🚩 {title}")
+    await admin.press("an:a:all")
+    await admin.press("an:cdone")
+    await admin.press("an:now")
+    await admin.send("/publish")
+    assert await start_due(services, sessions, datetime.now(UTC) + timedelta(days=1)) == 3
+    async with sessions() as session:
+        broadcasts = (await session.exec(select(Broadcast))).all()
+    assert {b.kind for b in broadcasts} == {"movement", "announcement", "story"}
+    for broadcast in broadcasts:
+        for payload in broadcast.payloads.values():
+            assert title in payload["text"]
+            assert "dan-van-kheo" not in outside_links([payload["text"]], "dan-van-kheo")
+    assert "dan-van-kheo" not in outside_links(everything(admin), "dan-van-kheo")
+
+
+async def start_movement_in_chat(chat: FakeChat, sessions: SessionFactory) -> None:
+    """An administrator's /newmovement up to the start date's question."""
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/newmovement")
+    await chat.send("Phong trào thi đua kiểm tra ngày")
+    await chat.send("Kiem tra ngay")
+    await chat.press("ma:skip")  # slogan
+    await chat.press("ma:skip")  # description
+
+
+async def test_movement_dates_are_checked_against_each_other_in_chat(
+    chat: FakeChat, services: Services, sessions: SessionFactory
+) -> None:
+    await start_movement_in_chat(chat, sessions)
+    await chat.send("Một tiêu chí; Hai tiêu chí")
+    await chat.send("xong")
+    await chat.send("01/03/2027")
+    await chat.send("31/12/2027")
+    await chat.press("ma:gdone")
+    answers = [  # (typed, what the bot says is wrong, or None when accepted)
+        ("01/01/2027", "ngày sơ kết (01/01/2027) không được trước ngày bắt đầu (01/03/2027)"),
+        ("01/01/2028", "ngày sơ kết (01/01/2028) không được sau ngày kết thúc (31/12/2027)"),
+        ("30/06/2027", None),
+        ("28/02/2027", "ngày tổng kết (28/02/2027) không được trước ngày bắt đầu (01/03/2027)"),
+        ("01/06/2027", "ngày tổng kết (01/06/2027) không được trước ngày sơ kết (30/06/2027)"),
+        ("15/01/2028", None),
+        ("01/02/2027, 01/05/2027", "ngày nhắc nhở (01/02/2027) không được trước ngày bắt đầu"),
+        ("01/05/2027, 01/01/2028", "ngày nhắc nhở (01/01/2028) không được sau ngày kết thúc"),
+        ("01/05/2027", None),
+    ]
+    for typed, problem in answers:
+        asked = chat.texts()[-1]
+        await chat.send(typed)
+        if problem is not None:
+            assert problem in chat.said()
+            assert chat.last[-1].text == asked, "the same question is asked again"
+    assert "Xin kiểm tra lại phong trào" in chat.said(), "all dates accepted: the summary"
+
+    await chat.press("ma:edit")
+    await chat.press("ma:f:starts_on")
+    await chat.send("01/07/2027")
+    assert "ngày sơ kết (30/06/2027) không được trước ngày bắt đầu (01/07/2027)" in chat.said()
+    await chat.send("01/04/2027")
+    await chat.press("ma:save")
+    async with sessions() as session:
+        movement = (await session.exec(select(Movement))).one()
+    assert (movement.starts_on, movement.interim_review_on) == (date(2027, 4, 1), date(2027, 6, 30))
+
+
+async def test_a_stored_movement_with_wrong_dates_is_corrected_when_saved(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    async with sessions() as session, session.begin():
+        session.add(
+            Movement(
+                slug="cu",
+                name="Phong trào cũ",
+                short_name="cu",
+                criteria=["Một tiêu chí"],
+                starts_on=date(2027, 3, 1),
+                ends_on=date(2027, 12, 31),
+                interim_review_on=date(2027, 1, 1),
+            )
+        )
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/editmovement cu")
+    await chat.press("ma:save")
+    assert "ngày sơ kết (01/01/2027) không được trước ngày bắt đầu (01/03/2027)" in chat.said()
+    await chat.send("01/06/2027")
+    await chat.press("ma:save")
+    async with sessions() as session:
+        movement = (await session.exec(select(Movement))).one()
+        keys = (await session.exec(select(Broadcast.key))).all()
+    assert movement.interim_review_on == date(2027, 6, 1) and len(keys) == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong"),
+    [
+        ("ends_on", "ends_on: 2026-10-01"),
+        ("interim_review_on", "interim_review_on: 2026-10-01"),
+        ("interim_review_on", "interim_review_on: 2027-12-01"),
+        ("final_review_on", "final_review_on: 2026-10-31"),
+        ("reminders", "reminders: [2027-02-01, 2027-11-30]"),
+    ],
+)
+async def test_import_refuses_a_file_with_dates_that_do_not_fit(
+    services: Services,
+    sessions: SessionFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    wrong: str,
+) -> None:
+    second = MOVEMENT_YAML.split("\n", 1)[1].replace("Dân vận khéo 2026", "Sai ngay")
+    second = re.sub(rf"^    {field}: .*$", f"    {wrong}", second, flags=re.MULTILINE)
+    path = tmp_path / "movements.yaml"
+    path.write_text(MOVEMENT_YAML + second, encoding="utf-8")
+    args = argparse.Namespace(command="movement", file=path)
+    async with sessions() as session, session.begin():
+        now = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+        assert await operations.import_movements(session, services, args, now) == 2
+    printed = capsys.readouterr().out
+    assert "movement 2 (Sai ngay)" in printed and f"{field} (" in printed, printed
+    async with sessions() as session:
+        assert (await session.exec(select(Movement))).all() == []
+        assert (await session.exec(select(Broadcast))).all() == []
+
+
+async def test_criteria_by_line_semicolon_or_one_message_each(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await start_movement_in_chat(chat, sessions)
+    assert "chấm phẩy" in chat.said() and "xong" in chat.said(), "the prompt says how"
+    await chat.press("ma:cdone")
+    assert "ít nhất một tiêu chí" in chat.said()
+    await chat.send("Giúp đỡ hộ nghèo; Giữ gìn <b>vệ sinh</b> ;")
+    assert "2. Giữ gìn &lt;b&gt;vệ sinh&lt;/b&gt;" in chat.said()
+    await chat.send("- Tham gia xây dựng đường thôn\n- Đoàn kết")
+    await chat.send("Xong.")
+    assert "Ngày bắt đầu" in chat.said()
+    await chat.send("01/01/2027")
+    await chat.send("31/12/2027")
+    await chat.press("ma:gdone")
+    for _ in range(3):
+        await chat.press("ma:skip")
+    await chat.press("ma:edit")
+    await chat.press("ma:f:criteria")
+    await chat.send("Chỉ một tiêu chí")
+    await chat.press("Xong")
+    await chat.press("ma:save")
+    async with sessions() as session:
+        movement = (await session.exec(select(Movement))).one()
+    assert movement.criteria == ["Chỉ một tiêu chí"]
