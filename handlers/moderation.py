@@ -66,6 +66,7 @@ COMMAND_EXAMPLES = {
     Action.ASK: N_("who else saw it?"),
 }
 """What follows the code in the example of a typed command's usage."""
+EXAMPLE_CODE = "GS-2026-000123"
 
 
 def _is_number(text: str) -> bool:
@@ -375,17 +376,26 @@ async def _command_target(ctx: FlowContext, action: Action) -> tuple[Report, str
         await _refuse(ctx, Outcome(None, Refusal.NOT_ALLOWED), action)
         return None
     code, _, rest = ctx.inbound.args.strip().partition(" ")
-    report = await report_by_code(ctx.session, code) if code else None
-    if report is None:
-        example = COMMAND_EXAMPLES.get(action, "")
+    if not code:
+        example = COMMAND_EXAMPLES.get(action)
+        usage = f"/{ctx.inbound.command} {EXAMPLE_CODE}"
         ctx.say(
             fmt(
                 ctx._("Send the report's code after the command, for example: {example}"),
-                example=f"/{ctx.inbound.command} GS-2026-000123 {ctx._(example)}".strip(),
+                example=f"{usage} {ctx._(example)}" if example else usage,
             )
         )
         return None
-    return report, " ".join(rest.split())
+    report = await _report_named(ctx, code)
+    return None if report is None else (report, " ".join(rest.split()))
+
+
+async def _report_named(ctx: FlowContext, code: str) -> Report | None:
+    """The report with `code`; when there is none, the moderator is told so."""
+    report = await report_by_code(ctx.session, code)
+    if report is None:
+        ctx.say(fmt(ctx._("There is no report with the code {code}."), code=clip(code, 40)))
+    return report
 
 
 # ---- the rules applied, and refusals explained ----------------------------------------------
@@ -546,11 +556,18 @@ async def history_command(ctx: FlowContext) -> None:
     if not _may_moderate(ctx):
         ctx.say(_("Only moderators can do this."))
         return
-    report = await report_by_code(ctx.session, ctx.inbound.args) if ctx.inbound.args else None
-    if report is None:
-        ctx.say(_("Send the code after the command, for example: /history GS-2026-000123"))
+    code = ctx.inbound.args.strip()
+    if not code:
+        ctx.say(
+            fmt(
+                _("Send the report's code after the command, for example: {example}"),
+                example=f"/{ctx.inbound.command} {EXAMPLE_CODE}",
+            )
+        )
         return
-    await _say_history(ctx, report)
+    report = await _report_named(ctx, code)
+    if report is not None:
+        await _say_history(ctx, report)
 
 
 async def _say_history(ctx: FlowContext, report: Report) -> None:

@@ -1,0 +1,96 @@
+"""Moderation driven through the router as moderators and reporters would, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from bot.i18n import load_translations
+from handlers.context import Services
+from handlers.router import COMMAND_FLOWS, SessionFactory
+from models.people import grant_role
+from models.tables import Report, Role
+from tests.fakes.chat import FakeChat
+from tests.images import jpeg
+
+STORY = "Chị đã đưa hai cụ già qua suối lũ về nơi an toàn trong đêm mưa lớn ngày 12/10."
+HEADER = ("Project-Id-Version", "Content-Type:", "MIME-Version", "Plural-Forms")
+
+
+@pytest.fixture
+def reporter(services: Services, sessions: SessionFactory) -> FakeChat:
+    return FakeChat(services, sessions, user_id="2001", display_name="Hoa")
+
+
+@pytest.fixture
+async def moderator(services: Services, sessions: SessionFactory) -> FakeChat:
+    async with sessions() as session, session.begin():
+        await grant_role(session, "test", "501", Role.ADMIN, granted_by="test")
+    return FakeChat(services, sessions, user_id="501", display_name="Cán bộ Bình")
+
+
+async def file_report(chat: FakeChat, name: str = "Hà Thị Mai") -> str:
+    """A whole anonymous report with one photo; returns its code."""
+    await chat.send("/report")
+    await chat.press("r:kind:individual")
+    await chat.send(name)
+    await chat.press("r:group:farmer")
+    await chat.send("dinh lap")
+    await chat.press("r:commune:6613")
+    await chat.send(STORY)
+    await chat.photo(jpeg(color="green"))
+    await chat.press("r:photos:done")
+    await chat.press("r:identity:anonymous")
+    await chat.press("r:summary:confirm")
+    said = chat.said()
+    return said[said.index("GS-") : said.index("GS-") + 14]
+
+
+async def report_of(sessions: SessionFactory, code: str) -> Report:
+    async with sessions() as session:
+        return (await session.exec(select(Report).where(Report.code == code))).one()
+
+
+def assert_no_header(chat: FakeChat) -> None:
+    for outbound in chat.transcript:
+        for text in (outbound.text, *(b.label for row in outbound.buttons for b in row)):
+            assert not any(field in text for field in HEADER), text
+
+
+# ---- item: nothing of a catalogue's header ever reaches a user -----------------------------
+
+
+def test_the_translator_keeps_an_empty_message_empty() -> None:
+    for locale, translate in load_translations().items():
+        assert translate("") == "", locale
+        assert translate("Cancelled. Nothing was sent.") != "", locale
+
+
+async def test_every_typed_command_without_or_with_a_bad_code(
+    moderator: FakeChat, reporter: FakeChat
+) -> None:
+    await file_report(reporter)
+    for command in sorted(COMMAND_FLOWS):
+        for args in ("", "GS-2026-999999", "<b>GS</b>"):
+            await moderator.send(f"/{command} {args}".strip())
+            await moderator.send("/cancel")
+    assert_no_header(moderator)
+
+
+@pytest.mark.parametrize("command", ["duyet", "approve", "tuchoi", "bosung", "history"])
+async def test_a_staff_command_without_a_code_shows_its_usage(
+    moderator: FakeChat, command: str
+) -> None:
+    await moderator.send(f"/{command}")
+    assert f"/{command} GS-2026-000123" in moderator.said()
+    assert_no_header(moderator)
+
+
+@pytest.mark.parametrize("command", ["duyet", "tuchoi", "askmore", "history"])
+async def test_an_unknown_code_is_not_found_and_echoed_escaped(
+    moderator: FakeChat, command: str
+) -> None:
+    await moderator.send(f"/{command} GS-<b>9</b> lý do")
+    said = moderator.said()
+    assert "GS-&lt;b&gt;9&lt;/b&gt;" in said and "Không có báo cáo" in said
+    assert "ví dụ" not in said
