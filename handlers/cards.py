@@ -262,16 +262,24 @@ async def post_cards(
 ) -> None:
     """Queue a card for every moderation target (in the caller's transaction)."""
     for target in await moderation_targets(session, services):
-        card = await render_card(session, services, report, services.translator(target.locale), now)
-        card.chat_id = target.chat_id
-        enqueue(
-            session,
-            target.channel,
-            target.chat_id,
-            card.to_payload(),
-            report_id=report.id,
-            purpose=CARD,
-        )
+        await send_card(session, services, report, target, now)
+
+
+async def send_card(
+    session: AsyncSession, services: Services, report: Report, target: Target, now: datetime
+) -> None:
+    """Queue one copy of the card; once sent, `refresh_cards` keeps it current."""
+    card = await render_card(session, services, report, services.translator(target.locale), now)
+    card.chat_id = target.chat_id
+    enqueue(
+        session,
+        target.channel,
+        target.chat_id,
+        card.to_payload(),
+        report_id=report.id,
+        purpose=CARD,
+        locale=target.locale,
+    )
 
 
 async def refresh_cards(
@@ -285,19 +293,15 @@ async def refresh_cards(
         col(OutboxMessage.platform_message_id).is_not(None),
     )
     for sent in (await session.exec(query)).all():
-        locale = services.config.default_locale
+        locale = sent.locale or services.config.default_locale
         card = await render_card(session, services, report, services.translator(locale), now)
-        edit = Outbound(
-            chat_id=sent.chat_id,
-            text=card.text,
-            buttons=card.buttons,
-            edit_message_id=sent.platform_message_id or "",
-        )
+        card.chat_id = sent.chat_id
+        card.edit_message_id = sent.platform_message_id or ""
         enqueue(
             session,
             sent.channel,
             sent.chat_id,
-            edit.to_payload(),
+            card.to_payload(),
             report_id=report.id,
             purpose=CARD_EDIT,
         )

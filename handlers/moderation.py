@@ -14,7 +14,7 @@ import structlog
 
 from handlers import notify
 from handlers.basics import main_menu
-from handlers.cards import format_age, refresh_cards, render_card
+from handlers.cards import Target, format_age, refresh_cards, send_card
 from handlers.choices import match_choice
 from handlers.context import FlowContext
 from handlers.labels import GROUP_LABELS, STATUS_LABELS
@@ -202,8 +202,8 @@ async def _open(ctx: FlowContext, report_id: int, _version: int, _extra: list[st
     if report is None or not _may_moderate(ctx):
         ctx.say(ctx._("Only moderators can do this."), toast=True)
         return
-    card = await render_card(ctx.session, ctx.services, report, ctx._, ctx.now)
-    ctx.say(card.text, card.buttons, photos=card.photos)
+    target = Target(ctx.inbound.channel, ctx.inbound.chat_id, ctx.person.locale)
+    await send_card(ctx.session, ctx.services, report, target, ctx.now)
 
 
 # ---- typed answers to prompts --------------------------------------------------------------

@@ -28,6 +28,7 @@ def enqueue(
     *,
     report_id: int | None = None,
     purpose: str = "",
+    locale: str = "",
 ) -> None:
     session.add(
         OutboxMessage(
@@ -36,6 +37,7 @@ def enqueue(
             payload=payload,
             report_id=report_id,
             purpose=purpose,
+            locale=locale,
         )
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from bot.i18n import load_translations
 from handlers.context import Services
 from handlers.router import COMMAND_FLOWS, SessionFactory
 from models.people import grant_role
-from models.tables import Report, Role
+from models.tables import OutboxMessage, OutboxStatus, Report, Role
 from tests.fakes.chat import FakeChat
 from tests.images import jpeg
 
@@ -49,6 +50,19 @@ async def file_report(chat: FakeChat, name: str = "Hà Thị Mai") -> str:
 async def report_of(sessions: SessionFactory, code: str) -> Report:
     async with sessions() as session:
         return (await session.exec(select(Report).where(Report.code == code))).one()
+
+
+async def deliver_outbox(sessions: SessionFactory) -> list[OutboxMessage]:
+    """What the dispatcher would do: every pending message sent (its id as the platform's)."""
+    async with sessions() as session, session.begin():
+        query = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
+        pending = list((await session.exec(query.order_by(col(OutboxMessage.id)))).all())
+        await session.exec(
+            update(OutboxMessage)  # type: ignore[call-overload]
+            .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENT, platform_message_id=OutboxMessage.id)
+        )
+    return pending
 
 
 def assert_no_header(chat: FakeChat) -> None:
@@ -94,3 +108,28 @@ async def test_an_unknown_code_is_not_found_and_echoed_escaped(
     said = moderator.said()
     assert "GS-&lt;b&gt;9&lt;/b&gt;" in said and "Không có báo cáo" in said
     assert "ví dụ" not in said
+
+
+# ---- item: every copy of a card follows the decisions ------------------------------------
+
+
+async def test_a_card_opened_from_the_queue_is_updated_after_a_decision(
+    moderator: FakeChat, reporter: FakeChat, sessions: SessionFactory
+) -> None:
+    code = await file_report(reporter)
+    [first_copy] = [m for m in await deliver_outbox(sessions) if m.chat_id == moderator.user_id]
+    await moderator.send("/queue")
+    await moderator.press(f"Mở {code}")
+    [opened] = await deliver_outbox(sessions)
+    assert opened.purpose == "card" and opened.chat_id == moderator.user_id
+    assert code in opened.payload["text"] and opened.payload["photos"]
+    await moderator.send(f"/duyet {code}")
+    edits = await deliver_outbox(sessions)
+    edited = {m.payload["edit_message_id"]: m.payload for m in edits if m.purpose == "card-edit"}
+    assert set(edited) == {str(first_copy.id), str(opened.id)}
+    for payload in edited.values():
+        assert "đã được duyệt" in payload["text"] and "Cán bộ Bình" in payload["text"]
+        assert [b["payload"] for row in payload["buttons"] for b in row] == [
+            f"m:hi:{(await report_of(sessions, code)).id}:0"
+        ]
+        assert payload["photos"] == opened.payload["photos"], "the photos stay"
