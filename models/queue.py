@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, union_all
+from sqlalchemy import func, or_, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -151,3 +151,9 @@ async def photos_of(session: AsyncSession, report_id: int) -> list[str]:
         .order_by(col(ReportPhoto.position))
     )
     return list((await session.exec(query)).all())
+
+
+async def count_waiting(session: AsyncSession) -> int:
+    """How many reports wait for a moderator's decision (those `queue_page` lists)."""
+    query = select(func.count()).where(col(Report.status).in_(sorted(OPEN)))
+    return int((await session.exec(query)).one())

@@ -133,3 +133,36 @@ async def test_a_card_opened_from_the_queue_is_updated_after_a_decision(
             f"m:hi:{(await report_of(sessions, code)).id}:0"
         ]
         assert payload["photos"] == opened.payload["photos"], "the photos stay"
+
+
+# ---- item: a moderator who arrives later learns what waits ----------------------------------
+
+
+async def test_a_moderator_arriving_after_the_reports_is_shown_the_queue(
+    services: Services, sessions: SessionFactory, reporter: FakeChat
+) -> None:
+    codes = [await file_report(reporter, name) for name in ("Hà Thị Mai", "Lò Văn Hùng")]
+    async with sessions() as session, session.begin():
+        await grant_role(session, "test", "777", Role.MODERATOR, granted_by="test")
+    latecomer = FakeChat(services, sessions, user_id="777")
+    await latecomer.send("/start")
+    assert "Báo cáo đang chờ duyệt: 2" in latecomer.said()
+    await latecomer.press("📋 Mở danh sách chờ duyệt")
+    assert all(code in latecomer.said() for code in codes)
+    await reporter.send("/start")
+    assert "chờ duyệt" not in reporter.said(), "citizens are not told about the queue"
+
+
+async def test_a_moderator_granted_later_is_told_what_waits(
+    services: Services, sessions: SessionFactory, moderator: FakeChat, reporter: FakeChat
+) -> None:
+    await file_report(reporter)
+    newcomer = FakeChat(services, sessions, user_id="888")
+    await newcomer.send("/start")
+    assert "chờ duyệt" not in newcomer.said()
+    await deliver_outbox(sessions)
+    await moderator.send("/grant test:888 moderator")
+    [notice] = await deliver_outbox(sessions)
+    assert notice.chat_id == "888" and "Báo cáo đang chờ duyệt: 1" in notice.payload["text"]
+    await newcomer.press_payload(notice.payload["buttons"][0][0]["payload"])
+    assert "Hà Thị Mai" in newcomer.said()
