@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.media import hamming, phash_quarters
 from models.moderation import OPEN
-from models.tables import MediaFile, Report, ReportNote, ReportPhoto
+from models.tables import MediaFile, Report, ReportNote, ReportPhoto, ReportStatus
 
 PHASH_MAX_DISTANCE = 3
 """Re-encoded or resized copies of a photo stay within 3 bits; the quarter index relies on it."""
@@ -157,3 +157,11 @@ async def count_waiting(session: AsyncSession) -> int:
     """How many reports wait for a moderator's decision (those `queue_page` lists)."""
     query = select(func.count()).where(col(Report.status).in_(sorted(OPEN)))
     return int((await session.exec(query)).one())
+
+
+async def questions_waiting(session: AsyncSession, reporter_id: int) -> list[Report]:
+    """The reporter's reports the council asked more about, oldest first."""
+    query = select(Report).where(
+        Report.reporter_id == reporter_id, Report.status == ReportStatus.NEEDS_INFO
+    )
+    return list((await session.exec(query.order_by(col(Report.id)))).all())

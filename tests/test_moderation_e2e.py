@@ -205,7 +205,9 @@ async def test_ask_for_more_and_the_answer_returns_to_the_queue(
     assert "Sự việc xảy ra ngày nào?" in (question[0].plain_text or "")
     assert (await report(bot, code)).status == ReportStatus.NEEDS_INFO
 
-    await citizen.send_text("Tôi đang viết một báo cáo khác")  # not an answer until Answer
+    await citizen.send_text("/report")  # busy with a new report: its text is no answer
+    await citizen.wait_for_messages(1)
+    await citizen.send_text("Tôi đang viết một báo cáo khác")
     await citizen.wait_for_messages(1)
     await citizen.press(f"a:start:{card_report_id(card)}")
     await citizen.wait_for_messages(1)

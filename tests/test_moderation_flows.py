@@ -10,7 +10,15 @@ from bot.i18n import load_translations
 from handlers.context import Services
 from handlers.router import COMMAND_FLOWS, SessionFactory
 from models.people import grant_role
-from models.tables import OutboxMessage, OutboxStatus, Report, Role
+from models.tables import (
+    OutboxMessage,
+    OutboxStatus,
+    Report,
+    ReportNote,
+    ReportPhoto,
+    ReportStatus,
+    Role,
+)
 from tests.fakes.chat import FakeChat
 from tests.images import jpeg
 
@@ -166,3 +174,55 @@ async def test_a_moderator_granted_later_is_told_what_waits(
     assert notice.chat_id == "888" and "Báo cáo đang chờ duyệt: 1" in notice.payload["text"]
     await newcomer.press_payload(notice.payload["buttons"][0][0]["payload"])
     assert "Hà Thị Mai" in newcomer.said()
+
+
+# ---- item: an answer typed without pressing "Answer" is not lost ----------------------------
+
+
+async def answers_of(sessions: SessionFactory, code: str) -> tuple[list[str], int]:
+    """The reporter's answers to the council about `code`, and how many photos it has."""
+    report = await report_of(sessions, code)
+    async with sessions() as session:
+        notes = await session.exec(
+            select(ReportNote.text).where(
+                ReportNote.report_id == report.id, ReportNote.kind == "answer"
+            )
+        )
+        photos = await session.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id))
+        return list(notes.all()), len(photos.all())
+
+
+async def test_text_and_a_photo_answer_the_one_waiting_question(
+    moderator: FakeChat, reporter: FakeChat, sessions: SessionFactory
+) -> None:
+    code = await file_report(reporter)
+    await moderator.send(f"/bosung {code} Ai đã chứng kiến?")
+    await reporter.send("Cả bản <đều> thấy.")
+    assert code in reporter.said() and "✅ Xong, gửi cho Hội đồng" in reporter.labels()
+    await reporter.photo(jpeg(color="yellow"))
+    await reporter.press("✅ Xong, gửi cho Hội đồng")
+    assert (await report_of(sessions, code)).status == ReportStatus.SUBMITTED
+    assert await answers_of(sessions, code) == (["Cả bản <đều> thấy."], 2)
+    await reporter.send("Cảm ơn")
+    assert await answers_of(sessions, code) == (["Cả bản <đều> thấy."], 2), "no question waits"
+
+
+async def test_with_several_questions_the_reporter_picks_the_report(
+    moderator: FakeChat, reporter: FakeChat, sessions: SessionFactory
+) -> None:
+    first = await file_report(reporter, "Hà Thị Mai")
+    second = await file_report(reporter, "Lò Văn Hùng")
+    for code in (first, second):
+        await moderator.send(f"/bosung {code} Việc xảy ra ngày nào?")
+    await reporter.send("Ngày 12 tháng 10.")
+    assert f"{first} · Hà Thị Mai" in reporter.labels()
+    assert f"{second} · Lò Văn Hùng" in reporter.labels()
+    await reporter.photo(jpeg(color="blue"))
+    assert f"{second} · Lò Văn Hùng" in reporter.labels(), "still asked which"
+    await reporter.press(f"{second} · Lò Văn Hùng")
+    assert second in reporter.said()
+    await reporter.press("✅ Xong, gửi cho Hội đồng")
+    assert await answers_of(sessions, second) == (["Ngày 12 tháng 10."], 2)
+    assert await answers_of(sessions, first) == ([], 1)
+    assert (await report_of(sessions, second)).status == ReportStatus.SUBMITTED
+    assert (await report_of(sessions, first)).status == ReportStatus.NEEDS_INFO
