@@ -48,17 +48,17 @@ REJECT_PRESETS = (
     N_("Inappropriate content"),
 )
 PROMPTS = {
-    "reject": N_("Type the reason for rejecting {code}, replying to this message:"),
-    "ask": N_("Type your question for the reporter of {code}, replying to this message:"),
-    "duplicate": N_(
-        "Type the code of the report that {code} duplicates, replying to this message:"
-    ),
-    "headline": N_("Type the headline for publishing {code}, replying to this message:"),
+    "reject": N_("Type the reason for rejecting {code} in your next message:"),
+    "ask": N_("Type your question for the reporter of {code} in your next message:"),
+    "duplicate": N_("Type the code of the report that {code} duplicates in your next message:"),
+    "headline": N_("Type the headline for publishing {code} in your next message:"),
     "story": N_(
-        "Type the story of {code} as it should be published, or a single dash (-) to keep "
-        "the reporter's text, replying to this message:"
+        "Type the story of {code} as it should be published in your next message, or a "
+        "single dash (-) to keep the reporter's text:"
     ),
 }
+"""Worded for every channel: the web chat and Zalo have no reply-to (in a Telegram group the
+prompt forces a reply, so the answer reaches the bot despite privacy mode)."""
 PROMPT_LIMITS = {"reject": 1000, "ask": 1000, "duplicate": 40, "headline": 200, "story": 3000}
 """Longest text each prompt accepts (the columns' sizes, with room to spare)."""
 COMMAND_EXAMPLES = {
@@ -214,7 +214,7 @@ async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
     text = " ".join(ctx.inbound.text.split()) if pending.action != "story" else ctx.inbound.text
     text = text.strip()
     if not text:
-        ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+        ctx.say(ctx._("Please type some text in your next message."), force_reply=True)
         return
     if _too_long(ctx, pending.action, text):
         return

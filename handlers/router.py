@@ -230,7 +230,7 @@ async def _route_pending(ctx: FlowContext) -> bool:
     elif ctx.inbound.kind is InboundKind.TEXT:
         await moderation.on_pending(ctx, pending)
     else:
-        ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+        ctx.say(ctx._("Please type some text in your next message."), force_reply=True)
     return True
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from babel.messages.pofile import read_po
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.i18n import load_translations
+from bot.i18n import LOCALES, catalog_path, load_translations
 from handlers.context import Services
 from handlers.router import COMMAND_FLOWS, SessionFactory
 from models.people import grant_role
@@ -226,3 +227,29 @@ async def test_with_several_questions_the_reporter_picks_the_report(
     assert await answers_of(sessions, first) == ([], 1)
     assert (await report_of(sessions, second)).status == ReportStatus.SUBMITTED
     assert (await report_of(sessions, first)).status == ReportStatus.NEEDS_INFO
+
+
+# ---- item: prompts are right on channels without reply-to -----------------------------------
+
+REPLY_WORDING = ("reply to this message", "replying to", "reply to my", "trả lời tin nhắn")
+
+
+def test_no_text_asks_for_a_reply_to_a_message() -> None:
+    for locale in LOCALES:
+        with catalog_path(locale).open("rb") as po:
+            for message in read_po(po, locale=locale):
+                for text in (str(message.id), str(message.string)):
+                    assert not any(w in text.lower() for w in REPLY_WORDING), text
+
+
+@pytest.mark.parametrize("command", ["tuchoi", "bosung"])
+async def test_a_typed_prompt_asks_for_the_next_message(
+    moderator: FakeChat, reporter: FakeChat, sessions: SessionFactory, command: str
+) -> None:
+    code = await file_report(reporter)
+    await moderator.send(f"/{command} {code}")
+    assert "tin nhắn tiếp theo" in moderator.said()
+    await moderator.send("   ")
+    assert "tin nhắn tiếp theo" in moderator.said()
+    await moderator.send("Sự việc chưa rõ ràng")
+    assert (await report_of(sessions, code)).status != ReportStatus.SUBMITTED
