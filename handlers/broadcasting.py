@@ -94,7 +94,7 @@ async def publish_approved(
                 commune_codes=[report.commune_code],
                 report_id=report.id,
                 movement_id=report.movement_id,
-                title=clip(f"{report.code} {report.nominee_name}", 256),
+                title=clip(f"{report.code} {report.public_name or report.nominee_name}", 256),
                 scheduled_at=now,
             ),
         )

@@ -116,8 +116,10 @@ async def render_card(
     lines += await _duplicate_lines(session, services, report, _)
     lines += await _movement_lines(session, report, _)
     lines += ["", _("<b>Story</b>"), esc(clip(report.story, CARD_STORY_CHARS))]
-    if report.headline or report.public_story:
+    if report.headline or report.public_story or report.public_name:
         lines += ["", fmt(_("<b>For publication:</b> {headline}"), headline=report.headline or "")]
+        if report.public_name:
+            lines.append(fmt(_("Name: {name}"), name=report.public_name))
         if report.public_story:
             lines.append(esc(clip(report.public_story, 800)))
     photos = [Photo(sha) for sha in await photos_of(session, report.id)]

@@ -51,15 +51,32 @@ PROMPTS = {
     "reject": N_("Type the reason for rejecting {code} in your next message:"),
     "ask": N_("Type your question for the reporter of {code} in your next message:"),
     "duplicate": N_("Type the code of the report that {code} duplicates in your next message:"),
-    "headline": N_("Type the headline for publishing {code} in your next message:"),
+    "name": N_(
+        "Type the nominee's name as it should be published for {code} in your next message, "
+        "or a single dash (-) to keep it:"
+    ),
+    "headline": N_(
+        "Type the headline for publishing {code} in your next message, or a single dash (-) "
+        "to keep it:"
+    ),
     "story": N_(
         "Type the story of {code} as it should be published in your next message, or a "
-        "single dash (-) to keep the reporter's text:"
+        "single dash (-) to keep it:"
     ),
 }
 """Worded for every channel: the web chat and Zalo have no reply-to (in a Telegram group the
 prompt forces a reply, so the answer reaches the bot despite privacy mode)."""
-PROMPT_LIMITS = {"reject": 1000, "ask": 1000, "duplicate": 40, "headline": 200, "story": 3000}
+EDIT_STEPS = {"name": "public_name", "headline": "headline", "story": "public_story"}
+"""The prompts of the Edit button, in order, and the published field each one sets."""
+EDIT_SHOWN_CHARS = 3000
+PROMPT_LIMITS = {
+    "reject": 1000,
+    "ask": 1000,
+    "duplicate": 40,
+    "name": 200,
+    "headline": 200,
+    "story": 3000,
+}
 """Longest text each prompt accepts (the columns' sizes, with room to spare)."""
 COMMAND_EXAMPLES = {
     Action.REJECT: N_("the facts could not be verified"),
@@ -176,13 +193,40 @@ def _prompting(action: str, gate: Action) -> _Handler:
         report = await _checked(ctx, report_id, gate, version)
         if report is None:
             return
-        assert ctx.person.id is not None
-        await expect_input(
-            ctx.session, ctx.person.id, ctx.inbound.chat_id, action, report_id, version
-        )
-        ctx.say(fmt(ctx._(PROMPTS[action]), code=report.code), force_reply=True)
+        await _prompt(ctx, action, report, version)
 
     return handler
+
+
+async def _prompt(
+    ctx: FlowContext,
+    action: str,
+    report: Report,
+    version: int,
+    data: dict[str, object] | None = None,
+) -> None:
+    """Ask for the text of `action`; an edit step offers the current text to edit."""
+    assert ctx.person.id is not None and report.id is not None
+    await expect_input(
+        ctx.session, ctx.person.id, ctx.inbound.chat_id, action, report.id, version, data
+    )
+    text = fmt(ctx._(PROMPTS[action]), code=report.code)
+    current = _published(report, action)
+    if current and not ctx.capabilities.text_prefill:
+        text += "\n\n" + fmt("<code>{current}</code>", current=clip(current, EDIT_SHOWN_CHARS))
+    prefill = current if ctx.capabilities.text_prefill else ""
+    ctx.say(text, force_reply=True, prefill=prefill)
+
+
+def _published(report: Report, action: str) -> str:
+    """What would be published now for the edit step `action` ("" for other prompts)."""
+    if action == "name":
+        return report.public_name or report.nominee_name
+    if action == "headline":
+        return report.headline or ""
+    if action == "story":
+        return report.public_story or report.story
+    return ""
 
 
 async def _history(ctx: FlowContext, report_id: int, _version: int, _extra: list[str]) -> None:
@@ -227,34 +271,36 @@ async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
         await _ask(ctx, report_id, version, text)
     elif pending.action == "duplicate":
         await _mark_duplicate(ctx, report_id, version, text)
-    elif pending.action == "headline":
-        await expect_input(
-            ctx.session,
-            ctx.person.id,
-            ctx.inbound.chat_id,
-            "story",
-            report_id,
-            version,
-            {"headline": text},
-        )
-        report = await ctx.session.get(Report, report_id)
-        story_prompt = PROMPTS["story"]
-        ctx.say(fmt(ctx._(story_prompt), code=report.code if report else ""), force_reply=True)
     else:
-        changes = {"headline": pending.data.get("headline")}
-        if text != "-":
-            changes["public_story"] = text
-        outcome = await _apply(ctx, report_id, Action.EDIT, version, changes=changes)
-        if outcome is not None and outcome.report is not None:
-            ctx.say(
-                fmt(
-                    ctx._(
-                        "✏️ {code}: the text for publication is saved; the reporter's "
-                        "original is kept."
-                    ),
-                    code=outcome.report.code,
-                )
+        await _edit_step(ctx, pending, text)
+
+
+async def _edit_step(ctx: FlowContext, pending: PendingInput, text: str) -> None:
+    """One answer of the Edit button's prompts; the last one saves the published fields."""
+    changes = dict(pending.data)
+    if text != "-":
+        changes[EDIT_STEPS[pending.action]] = text
+    steps = list(EDIT_STEPS)
+    following = steps[steps.index(pending.action) + 1 :]
+    report = await ctx.session.get(Report, pending.report_id)
+    if following and report is not None:
+        await _prompt(ctx, following[0], report, pending.report_version, changes)
+        return
+    if not changes:
+        ctx.say(ctx._("Nothing to change."))
+        return
+    outcome = await _apply(
+        ctx, pending.report_id, Action.EDIT, pending.report_version, changes=changes
+    )
+    if outcome is not None and outcome.report is not None:
+        ctx.say(
+            fmt(
+                ctx._(
+                    "✏️ {code}: the text for publication is saved; the reporter's original is kept."
+                ),
+                code=outcome.report.code,
             )
+        )
 
 
 def _too_long(ctx: FlowContext, action: str, text: str) -> bool:
@@ -609,7 +655,7 @@ _BUTTONS: dict[str, _Handler] = {
     "ro": _prompting("reject", Action.REJECT),
     "aq": _prompting("ask", Action.ASK),
     "du": _prompting("duplicate", Action.DUPLICATE),
-    "ed": _prompting("headline", Action.EDIT),
+    "ed": _prompting("name", Action.EDIT),
     "hi": _history,
     "op": _open,
 }

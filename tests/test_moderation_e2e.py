@@ -397,7 +397,11 @@ async def test_edit_for_publication_keeps_the_original(bot: Runtime, fake: FakeT
     card = await card_in(fake, GROUP, code)
     moderator = fake.user(user_id=516, chat_id=GROUP)
     await moderator.press(data_of(card, "m:ed:"))
-    await moderator.wait_for_messages(1)
+    [name_prompt] = await moderator.wait_for_messages(1)
+    assert "<code>Lường Văn Thắng</code>" in (name_prompt.text or ""), "ready to copy"
+    await moderator.send_text("Lương Văn Thắng")
+    [headline_prompt] = await moderator.wait_for_messages(1)
+    assert "<code>" not in (headline_prompt.text or ""), "no headline yet"
     await moderator.send_text("Người dân quân dũng cảm nơi biên giới")
     await moderator.wait_for_messages(1)
     await moderator.send_text("Anh Thắng đã dập tắt đám cháy rừng, cứu bản làng.")
@@ -405,6 +409,7 @@ async def test_edit_for_publication_keeps_the_original(bot: Runtime, fake: FakeT
     found = await report(bot, code)
     assert found.headline == "Người dân quân dũng cảm nơi biên giới"
     assert found.public_story == "Anh Thắng đã dập tắt đám cháy rừng, cứu bản làng."
+    assert found.public_name == "Lương Văn Thắng" and found.nominee_name == "Lường Văn Thắng"
     assert found.story == STORY and found.content_version == 1
     assert found.status == ReportStatus.SUBMITTED
 

@@ -8,10 +8,14 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.i18n import LOCALES, catalog_path, load_translations
+from bot.settings import Settings
 from handlers.context import Services
+from handlers.messages import Capabilities
+from handlers.publications import render
 from handlers.router import COMMAND_FLOWS, SessionFactory
 from models.people import grant_role
 from models.tables import (
+    Broadcast,
     OutboxMessage,
     OutboxStatus,
     Report,
@@ -22,6 +26,7 @@ from models.tables import (
 )
 from tests.fakes.chat import FakeChat
 from tests.images import jpeg
+from tests.webchat import Browser, payloads, running_bot, text_of
 
 STORY = "Chị đã đưa hai cụ già qua suối lũ về nơi an toàn trong đêm mưa lớn ngày 12/10."
 HEADER = ("Project-Id-Version", "Content-Type:", "MIME-Version", "Plural-Forms")
@@ -253,3 +258,79 @@ async def test_a_typed_prompt_asks_for_the_next_message(
     assert "tin nhắn tiếp theo" in moderator.said()
     await moderator.send("Sự việc chưa rõ ràng")
     assert (await report_of(sessions, code)).status != ReportStatus.SUBMITTED
+
+
+# ---- item: editing for publication offers the current text, and fixes the name ---------------
+
+
+async def test_edit_prefills_the_current_text_where_the_channel_can(
+    services: Services, sessions: SessionFactory, moderator: FakeChat, reporter: FakeChat
+) -> None:
+    code = await file_report(reporter, "Hà Thị <Mai>")
+    report = await report_of(sessions, code)
+    editor = FakeChat(
+        services, sessions, user_id="501", capabilities=Capabilities(text_prefill=True)
+    )
+    await editor.press_payload(f"m:ed:{report.id}:0")
+    [prompt] = editor.last
+    assert prompt.prefill == "Hà Thị <Mai>" and "<code>" not in prompt.text
+    await editor.send("Hà Thị Mai")
+    assert editor.last[0].prefill == "", "no headline yet"
+    await editor.send("Người mẹ của bản")
+    assert editor.last[0].prefill == STORY
+    await editor.send("-")
+    found = await report_of(sessions, code)
+    assert (found.public_name, found.headline, found.public_story) == (
+        "Hà Thị Mai",
+        "Người mẹ của bản",
+        None,
+    )
+    assert found.nominee_name == "Hà Thị <Mai>" and found.story == STORY
+
+    await moderator.press_payload(f"m:ed:{report.id}:1")
+    assert "<code>Hà Thị Mai</code>" in moderator.said(), "the corrected name, to copy"
+    assert moderator.last[0].prefill == ""
+    await moderator.send("-")
+    assert "<code>Người mẹ của bản</code>" in moderator.said()
+    await moderator.send("-")
+    await moderator.send("-")
+    assert "Không có gì" in moderator.said()
+    assert (await report_of(sessions, code)).content_version == 1
+
+
+async def test_the_published_story_carries_the_corrected_name(
+    services: Services, sessions: SessionFactory, moderator: FakeChat, reporter: FakeChat
+) -> None:
+    code = await file_report(reporter, "Ha Thi Mai")
+    report = await report_of(sessions, code)
+    await moderator.press_payload(f"m:ed:{report.id}:0")
+    for answer in ("Hà Thị Mai", "-", "-"):
+        await moderator.send(answer)
+    await moderator.send(f"/duyet {code}")
+    await moderator.send("/publish")
+    async with sessions() as session:
+        [broadcast] = (await session.exec(select(Broadcast))).all()
+        payloads = await render(session, services, broadcast)
+    assert "Hà Thị Mai" in payloads["vi"]["text"] and "Ha Thi Mai" not in payloads["vi"]["text"]
+
+
+async def test_web_sandbox_moderator_arriving_late_finds_the_queue_and_edits_prefilled(
+    settings: Settings,
+) -> None:
+    async with running_bot(settings) as runtime:
+        code = await file_report(FakeChat(runtime.services, runtime.sessions), "Hà Thị Mai")
+        moderator = Browser(runtime, persona="moderator")
+        try:
+            await moderator.open()
+            await moderator.say("/start")
+            waiting = await moderator.next_message()
+            assert "Báo cáo đang chờ duyệt: 1" in text_of(waiting)
+            queue = await moderator.press(payloads(waiting)[0])
+            assert code in text_of(queue)
+            report = await report_of(runtime.sessions, code)
+            await moderator.send({"type": "button", "payload": f"m:ed:{report.id}:0"})
+            assert moderator.socket is not None
+            prompt = await moderator.socket.receive_json(timeout=5)
+            assert prompt["prefill"] == "Hà Thị Mai" and "<code>" not in text_of(prompt["message"])
+        finally:
+            await moderator.close()
