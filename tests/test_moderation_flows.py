@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from babel.messages.pofile import read_po
 from sqlalchemy import update
@@ -9,6 +11,7 @@ from sqlmodel import col, select
 
 from bot.i18n import LOCALES, catalog_path, load_translations
 from bot.settings import Settings
+from handlers.broadcasting import publication_tick, start_due
 from handlers.context import Services
 from handlers.messages import Capabilities
 from handlers.publications import render
@@ -334,3 +337,41 @@ async def test_web_sandbox_moderator_arriving_late_finds_the_queue_and_edits_pre
             assert prompt["prefill"] == "Hà Thị Mai" and "<code>" not in text_of(prompt["message"])
         finally:
             await moderator.close()
+
+
+# ---- item: the reporter learns when the story is really published ---------------------------
+
+
+def notices_to(messages: list[OutboxMessage], chat: FakeChat) -> list[str]:
+    return [m.payload["text"] for m in messages if m.chat_id == chat.user_id]
+
+
+async def test_the_reporter_is_told_when_the_story_is_published_now(
+    services: Services, sessions: SessionFactory, moderator: FakeChat, reporter: FakeChat
+) -> None:
+    code = await file_report(reporter)
+    await deliver_outbox(sessions)
+    await moderator.send(f"/duyet {code}")
+    [approval] = notices_to(await deliver_outbox(sessions), reporter)
+    assert "dự kiến" in approval and "sẽ được báo" in approval
+    await moderator.send("/publish")
+    assert notices_to(await deliver_outbox(sessions), reporter) == [], "not before it starts"
+    await start_due(services, sessions, datetime.now(UTC))
+    sent = await deliver_outbox(sessions)
+    [published] = notices_to(sent, reporter)
+    assert code in published and "đã được đăng" in published
+    [card] = [m for m in sent if m.purpose == "card-edit"]
+    assert "đã đăng công khai" in card.payload["text"]
+
+
+async def test_the_reporter_is_told_when_a_slot_publishes_the_story(
+    services: Services, sessions: SessionFactory, moderator: FakeChat, reporter: FakeChat
+) -> None:
+    code = await file_report(reporter)
+    await moderator.send(f"/duyet {code}")
+    await deliver_outbox(sessions)
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert await publication_tick(services, sessions, later) == 1
+    await start_due(services, sessions, later)
+    [published] = notices_to(await deliver_outbox(sessions), reporter)
+    assert code in published and "đã được đăng" in published
