@@ -16,8 +16,8 @@ from handlers import notify
 from handlers.basics import main_menu
 from handlers.cards import Target, format_age, refresh_cards, send_card
 from handlers.choices import match_choice
-from handlers.context import FlowContext
-from handlers.labels import GROUP_LABELS, STATUS_LABELS
+from handlers.context import FlowContext, Translator
+from handlers.labels import ACTION_LABELS, GROUP_LABELS, STATUS_LABELS
 from handlers.messages import Button
 from handlers.text import N_, clip, fmt
 from models.moderation import (
@@ -35,7 +35,14 @@ from models.movements import movement_by_slug, slug_for
 from models.pending import clear_input, expect_input
 from models.queue import QueueFilter, queue_page
 from models.reports import report_by_code
-from models.tables import NomineeGroup, PendingInput, Report, ReportNote, ReportStatus
+from models.tables import (
+    AuditEntry,
+    NomineeGroup,
+    PendingInput,
+    Report,
+    ReportNote,
+    ReportStatus,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -626,21 +633,41 @@ async def _say_history(ctx: FlowContext, report: Report) -> None:
     for entry, actor in await history(ctx.session, report.id):
         if actor is not None and actor.id == report.reporter_id:
             who = _("the reporter")  # never named here, even when the report is not anonymous
+        elif actor is not None:
+            who = actor.display_name or f"{actor.channel}:{actor.external_id}"
         else:
-            who = (actor.display_name or f"{actor.channel}:{actor.external_id}") if actor else "—"
-        change = f" {entry.from_status} → {entry.to_status}" if entry.to_status else ""
-        detail = f" · {clip(entry.detail, 200)}" if entry.detail else ""
+            who = _("automatic")
         lines.append(
             fmt(
-                "{time} · {who} · {action}{change}{detail}",
+                "{time} · {who} · {action}",
                 time=_local(ctx, entry.created_at),
                 who=who,
-                action=entry.action,
-                change=change,
-                detail=detail,
+                action=_history_action(_, entry),
             )
         )
     ctx.say("\n".join(lines), main_menu(ctx) if not ctx.inbound.in_group else None)
+
+
+def _history_action(_: Translator, entry: AuditEntry) -> str:
+    """An audit entry in the moderator's words ("approval (1/2): waiting → approved · …"),
+    as plain text: the caller escapes it."""
+    name, _space, count = entry.action.partition(" ")
+    if name == "refused":
+        attempted = entry.detail.partition(":")[0]
+        return _("refused, not allowed: {action}").format(action=_action_label(_, attempted))
+    text = f"{_action_label(_, name)} {count}".rstrip()
+    if entry.from_status and entry.to_status:
+        text += f": {_status_label(_, entry.from_status)} → {_status_label(_, entry.to_status)}"
+    return text + (f" · {clip(entry.detail, 200)}" if entry.detail else "")
+
+
+def _action_label(_: Translator, action: str) -> str:
+    return _(ACTION_LABELS[action]) if action in ACTION_LABELS else action
+
+
+def _status_label(_: Translator, status: str) -> str:
+    known = status in ReportStatus.__members__.values()
+    return _(STATUS_LABELS[ReportStatus(status)]) if known else status
 
 
 def _local(ctx: FlowContext, moment: datetime) -> str:

@@ -467,7 +467,7 @@ async def test_history_never_names_the_reporter(bot: Runtime, fake: FakeTelegram
     await moderator.send_text(f"/history {code}")
     await fake.wait_until(lambda: "Lịch sử" in (moderator.inbox[-1].plain_text or ""))
     history = moderator.inbox[-1].plain_text or ""
-    assert "người báo cáo · answer" in history
+    assert "người báo cáo · trả lời" in history
     assert "Tên Thật" not in history and "2016" not in history
 
 

@@ -375,3 +375,34 @@ async def test_the_reporter_is_told_when_a_slot_publishes_the_story(
     await start_due(services, sessions, later)
     [published] = notices_to(await deliver_outbox(sessions), reporter)
     assert code in published and "đã được đăng" in published
+
+
+# ---- item: /history speaks the moderator's language ----------------------------------------
+
+INTERNAL_NAMES = ("needs_info", "submitted", "claimed", "approve", "reject", "ask ", "refused")
+
+
+async def test_history_is_in_words_not_internal_names(
+    services: Services, sessions: SessionFactory, moderator: FakeChat, reporter: FakeChat
+) -> None:
+    code = await file_report(reporter)
+    report = await report_of(sessions, code)
+    intruder = FakeChat(services, sessions, user_id="666")
+    await intruder.press_payload(f"m:ap:{report.id}:0")
+    await moderator.press_payload(f"m:cl:{report.id}:0")
+    await moderator.send(f"/bosung {code} Ai <đã> chứng kiến?")
+    await reporter.send("Cả bản đều thấy.")
+    await reporter.press("✅ Xong, gửi cho Hội đồng")
+    await moderator.send(f"/tuchoi {code} Chưa xác minh được")
+    await moderator.send(f"/history {code}")
+    history = moderator.said()
+    for line in (
+        "Cán bộ Bình · nhận xử lý: đang chờ xét duyệt → đang được xem xét",
+        "Cán bộ Bình · hỏi thêm người báo cáo: đang được xem xét → cần bổ sung thông tin · "
+        "Ai &lt;đã&gt; chứng kiến?",
+        "người báo cáo · trả lời: cần bổ sung thông tin → đang chờ xét duyệt",
+        "Cán bộ Bình · từ chối: đang chờ xét duyệt → không được duyệt · Chưa xác minh được",
+        "bị chặn, không có quyền: duyệt",
+    ):
+        assert line in history, history
+    assert not any(name in history for name in INTERNAL_NAMES), history
