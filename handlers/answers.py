@@ -115,6 +115,7 @@ def _ask_which(ctx: FlowContext, waiting: list[Report]) -> None:
     ctx.say(
         ctx._("The council asked about several of your reports. Which one is this answer about?"),
         rows,
+        coalesce_key=f"answer-which:{ctx.inbound.chat_id}",
     )
 
 
