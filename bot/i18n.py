@@ -32,5 +32,15 @@ def load_translations() -> dict[str, Translator]:
         compiled = BytesIO()
         write_mo(compiled, catalog)
         compiled.seek(0)
-        translators[locale] = gettext.GNUTranslations(compiled).gettext
+        translators[locale] = _never_the_header(gettext.GNUTranslations(compiled).gettext)
     return translators
+
+
+def _never_the_header(translate: Translator) -> Translator:
+    """gettext("") is the catalogue's header (Project-Id-Version, Content-Type…): an empty
+    message must stay empty, whatever empty value reaches the translator."""
+
+    def translator(message: str) -> str:
+        return translate(message) if message else ""
+
+    return translator

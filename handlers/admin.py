@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from handlers.context import FlowContext
 from handlers.text import clip, fmt
+from handlers.waiting import tell_new_moderator
 from models.bans import ban, unban
-from models.moderation import Actor, audit
+from models.moderation import MODERATORS, Actor, audit
 from models.people import find_person, grant_role, revoke_role
 from models.reports import report_by_code
 from models.tables import Person, Role
@@ -62,6 +63,9 @@ async def _change_role(ctx: FlowContext, *, granting: bool) -> None:
             "grant" if granting else "revoke",
             detail=f"{parts[0]} {role}",
         )
+    newcomer = await find_person(ctx.session, channel, external_id) if granting else None
+    if changed and newcomer is not None and role in MODERATORS:
+        await tell_new_moderator(ctx.session, ctx.services, newcomer)
     template = (
         ctx._("{person}: role {role} granted.")
         if granting

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers.context import FlowContext
 from handlers.messages import Button
 from handlers.text import N_, fmt
+from handlers.waiting import tell_what_waits
 from models.tables import Role
 
 LOCALES = {"vi": "Tiếng Việt", "en": "English"}
@@ -70,6 +71,7 @@ async def greet(ctx: FlowContext) -> None:
         ),
         main_menu(ctx),
     )
+    await tell_what_waits(ctx)
 
 
 def _welcome(ctx: FlowContext) -> str:

@@ -16,7 +16,8 @@ import structlog
 from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers.cards import format_age, moderation_chat
+from handlers import notify
+from handlers.cards import format_age, moderation_chat, refresh_cards
 from handlers.context import Services, Translator
 from handlers.labels import BROADCAST_KIND_LABELS, MOVEMENT_EVENT_LABELS
 from handlers.messages import Outbound
@@ -41,6 +42,7 @@ from models.tables import (
     Movement,
     OutboxStatus,
     Person,
+    Report,
 )
 
 SessionFactory = Callable[[], AsyncSession]
@@ -95,7 +97,7 @@ async def publish_approved(
                 commune_codes=[report.commune_code],
                 report_id=report.id,
                 movement_id=report.movement_id,
-                title=clip(f"{report.code} {report.nominee_name}", 256),
+                title=clip(f"{report.code} {report.public_name or report.nominee_name}", 256),
                 scheduled_at=now,
             ),
         )
@@ -197,6 +199,8 @@ async def start_due(services: Services, sessions: SessionFactory, now: datetime)
             )
             broadcast.progress_chats = await _progress_chats(session, services, broadcast)
             await start(session, broadcast, payloads, recipients, now)
+            if broadcast.kind == BroadcastKind.STORY and broadcast.report_id is not None:
+                await _story_is_out(session, services, broadcast.report_id, now)
             log.info(
                 "broadcast.started",
                 broadcast_id=broadcast.id,
@@ -204,6 +208,17 @@ async def start_due(services: Services, sessions: SessionFactory, now: datetime)
                 recipients=recipients,
             )
     return len(due)
+
+
+async def _story_is_out(
+    session: AsyncSession, services: Services, report_id: int, now: datetime
+) -> None:
+    """The reporter is told their story is published; the cards say so too."""
+    report = await session.get(Report, report_id)
+    if report is None:
+        return
+    await notify.tell_reporter(session, services, report, notify.published(report))
+    await refresh_cards(session, services, report, now)
 
 
 async def _progress_chats(

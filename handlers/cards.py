@@ -116,8 +116,10 @@ async def render_card(
     lines += await _duplicate_lines(session, services, report, _)
     lines += await _movement_lines(session, report, _)
     lines += ["", _("<b>Story</b>"), esc(clip(report.story, CARD_STORY_CHARS))]
-    if report.headline or report.public_story:
+    if report.headline or report.public_story or report.public_name:
         lines += ["", fmt(_("<b>For publication:</b> {headline}"), headline=report.headline or "")]
+        if report.public_name:
+            lines.append(fmt(_("Name: {name}"), name=report.public_name))
         if report.public_story:
             lines.append(esc(clip(report.public_story, 800)))
     photos = [Photo(sha) for sha in await photos_of(session, report.id)]
@@ -262,16 +264,24 @@ async def post_cards(
 ) -> None:
     """Queue a card for every moderation target (in the caller's transaction)."""
     for target in await moderation_targets(session, services):
-        card = await render_card(session, services, report, services.translator(target.locale), now)
-        card.chat_id = target.chat_id
-        enqueue(
-            session,
-            target.channel,
-            target.chat_id,
-            card.to_payload(),
-            report_id=report.id,
-            purpose=CARD,
-        )
+        await send_card(session, services, report, target, now)
+
+
+async def send_card(
+    session: AsyncSession, services: Services, report: Report, target: Target, now: datetime
+) -> None:
+    """Queue one copy of the card; once sent, `refresh_cards` keeps it current."""
+    card = await render_card(session, services, report, services.translator(target.locale), now)
+    card.chat_id = target.chat_id
+    enqueue(
+        session,
+        target.channel,
+        target.chat_id,
+        card.to_payload(),
+        report_id=report.id,
+        purpose=CARD,
+        locale=target.locale,
+    )
 
 
 async def refresh_cards(
@@ -285,19 +295,15 @@ async def refresh_cards(
         col(OutboxMessage.platform_message_id).is_not(None),
     )
     for sent in (await session.exec(query)).all():
-        locale = services.config.default_locale
+        locale = sent.locale or services.config.default_locale
         card = await render_card(session, services, report, services.translator(locale), now)
-        edit = Outbound(
-            chat_id=sent.chat_id,
-            text=card.text,
-            buttons=card.buttons,
-            edit_message_id=sent.platform_message_id or "",
-        )
+        card.chat_id = sent.chat_id
+        card.edit_message_id = sent.platform_message_id or ""
         enqueue(
             session,
             sent.channel,
             sent.chat_id,
-            edit.to_payload(),
+            card.to_payload(),
             report_id=report.id,
             purpose=CARD_EDIT,
         )

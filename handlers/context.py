@@ -96,6 +96,7 @@ class FlowContext:
         force_reply: bool = False,
         toast: bool = False,
         photos: list[Photo] | None = None,
+        prefill: str = "",
     ) -> None:
         self.replies.append(
             Outbound(
@@ -108,5 +109,6 @@ class FlowContext:
                 force_reply=force_reply,
                 toast=toast,
                 coalesce_key=coalesce_key,
+                prefill=prefill,
             )
         )

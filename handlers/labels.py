@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.text import N_
 from models.communes import AreaTag
+from models.moderation import Action
 from models.tables import (
     BroadcastKind,
     BroadcastStatus,
@@ -73,3 +74,16 @@ MOVEMENT_EVENT_LABELS: dict[str, str] = {
     "final": N_("movement final review"),
 }
 """A movement's announcements, by the event named in their broadcast key."""
+
+ACTION_LABELS: dict[str, str] = {
+    Action.CLAIM: N_("taken for review"),
+    Action.APPROVE: N_("approval"),
+    Action.REJECT: N_("rejection"),
+    Action.ASK: N_("question to the reporter"),
+    Action.DUPLICATE: N_("marked as a duplicate"),
+    Action.EDIT: N_("edit for publication"),
+    Action.ANSWER: N_("answer"),
+    Action.PUBLISH: N_("publication"),
+    Action.WITHDRAW: N_("withdrawal"),
+}
+"""What each audited action of a report is called in /history (`models.moderation.audit`)."""

@@ -37,6 +37,8 @@ class Capabilities:
     message_edits: bool = True
     albums: bool = True
     contact_request: bool = False
+    text_prefill: bool = False
+    """The channel can put a text into the user's input box for them to edit and send."""
     max_text_length: int = 4096
     max_caption_length: int = 1024
 
@@ -130,6 +132,8 @@ class Outbound:
     (for example one acknowledgement for a whole photo album)."""
     bulk: bool = False
     """Part of a broadcast: the channel may use its bulk options (Telegram's paid broadcast)."""
+    prefill: str = ""
+    """A text to put into the user's input box, to edit and send (see `text_prefill`)."""
     skip_parts: int = 0
     """Platform calls of this message already made by an earlier, interrupted attempt (an
     album sent before its text failed): the channel resumes after them."""

@@ -14,10 +14,10 @@ import structlog
 
 from handlers import notify
 from handlers.basics import main_menu
-from handlers.cards import format_age, refresh_cards, render_card
+from handlers.cards import Target, format_age, refresh_cards, send_card
 from handlers.choices import match_choice
-from handlers.context import FlowContext
-from handlers.labels import GROUP_LABELS, STATUS_LABELS
+from handlers.context import FlowContext, Translator
+from handlers.labels import ACTION_LABELS, GROUP_LABELS, STATUS_LABELS
 from handlers.messages import Button
 from handlers.text import N_, clip, fmt
 from models.moderation import (
@@ -35,7 +35,14 @@ from models.movements import movement_by_slug, slug_for
 from models.pending import clear_input, expect_input
 from models.queue import QueueFilter, queue_page
 from models.reports import report_by_code
-from models.tables import NomineeGroup, PendingInput, Report, ReportNote, ReportStatus
+from models.tables import (
+    AuditEntry,
+    NomineeGroup,
+    PendingInput,
+    Report,
+    ReportNote,
+    ReportStatus,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -48,24 +55,42 @@ REJECT_PRESETS = (
     N_("Inappropriate content"),
 )
 PROMPTS = {
-    "reject": N_("Type the reason for rejecting {code}, replying to this message:"),
-    "ask": N_("Type your question for the reporter of {code}, replying to this message:"),
-    "duplicate": N_(
-        "Type the code of the report that {code} duplicates, replying to this message:"
+    "reject": N_("Type the reason for rejecting {code} in your next message:"),
+    "ask": N_("Type your question for the reporter of {code} in your next message:"),
+    "duplicate": N_("Type the code of the report that {code} duplicates in your next message:"),
+    "name": N_(
+        "Type the nominee's name as it should be published for {code} in your next message, "
+        "or a single dash (-) to keep it:"
     ),
-    "headline": N_("Type the headline for publishing {code}, replying to this message:"),
+    "headline": N_(
+        "Type the headline for publishing {code} in your next message, or a single dash (-) "
+        "to keep it:"
+    ),
     "story": N_(
-        "Type the story of {code} as it should be published, or a single dash (-) to keep "
-        "the reporter's text, replying to this message:"
+        "Type the story of {code} as it should be published in your next message, or a "
+        "single dash (-) to keep it:"
     ),
 }
-PROMPT_LIMITS = {"reject": 1000, "ask": 1000, "duplicate": 40, "headline": 200, "story": 3000}
+"""Worded for every channel: the web chat and Zalo have no reply-to (in a Telegram group the
+prompt forces a reply, so the answer reaches the bot despite privacy mode)."""
+EDIT_STEPS = {"name": "public_name", "headline": "headline", "story": "public_story"}
+"""The prompts of the Edit button, in order, and the published field each one sets."""
+EDIT_SHOWN_CHARS = 3000
+PROMPT_LIMITS = {
+    "reject": 1000,
+    "ask": 1000,
+    "duplicate": 40,
+    "name": 200,
+    "headline": 200,
+    "story": 3000,
+}
 """Longest text each prompt accepts (the columns' sizes, with room to spare)."""
 COMMAND_EXAMPLES = {
     Action.REJECT: N_("the facts could not be verified"),
     Action.ASK: N_("who else saw it?"),
 }
 """What follows the code in the example of a typed command's usage."""
+EXAMPLE_CODE = "GS-2026-000123"
 
 
 def _is_number(text: str) -> bool:
@@ -175,13 +200,40 @@ def _prompting(action: str, gate: Action) -> _Handler:
         report = await _checked(ctx, report_id, gate, version)
         if report is None:
             return
-        assert ctx.person.id is not None
-        await expect_input(
-            ctx.session, ctx.person.id, ctx.inbound.chat_id, action, report_id, version
-        )
-        ctx.say(fmt(ctx._(PROMPTS[action]), code=report.code), force_reply=True)
+        await _prompt(ctx, action, report, version)
 
     return handler
+
+
+async def _prompt(
+    ctx: FlowContext,
+    action: str,
+    report: Report,
+    version: int,
+    data: dict[str, object] | None = None,
+) -> None:
+    """Ask for the text of `action`; an edit step offers the current text to edit."""
+    assert ctx.person.id is not None and report.id is not None
+    await expect_input(
+        ctx.session, ctx.person.id, ctx.inbound.chat_id, action, report.id, version, data
+    )
+    text = fmt(ctx._(PROMPTS[action]), code=report.code)
+    current = _published(report, action)
+    if current and not ctx.capabilities.text_prefill:
+        text += "\n\n" + fmt("<code>{current}</code>", current=clip(current, EDIT_SHOWN_CHARS))
+    prefill = current if ctx.capabilities.text_prefill else ""
+    ctx.say(text, force_reply=True, prefill=prefill)
+
+
+def _published(report: Report, action: str) -> str:
+    """What would be published now for the edit step `action` ("" for other prompts)."""
+    if action == "name":
+        return report.public_name or report.nominee_name
+    if action == "headline":
+        return report.headline or ""
+    if action == "story":
+        return report.public_story or report.story
+    return ""
 
 
 async def _history(ctx: FlowContext, report_id: int, _version: int, _extra: list[str]) -> None:
@@ -201,8 +253,8 @@ async def _open(ctx: FlowContext, report_id: int, _version: int, _extra: list[st
     if report is None or not _may_moderate(ctx):
         ctx.say(ctx._("Only moderators can do this."), toast=True)
         return
-    card = await render_card(ctx.session, ctx.services, report, ctx._, ctx.now)
-    ctx.say(card.text, card.buttons, photos=card.photos)
+    target = Target(ctx.inbound.channel, ctx.inbound.chat_id, ctx.person.locale)
+    await send_card(ctx.session, ctx.services, report, target, ctx.now)
 
 
 # ---- typed answers to prompts --------------------------------------------------------------
@@ -213,7 +265,7 @@ async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
     text = " ".join(ctx.inbound.text.split()) if pending.action != "story" else ctx.inbound.text
     text = text.strip()
     if not text:
-        ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+        ctx.say(ctx._("Please type some text in your next message."), force_reply=True)
         return
     if _too_long(ctx, pending.action, text):
         return
@@ -226,34 +278,36 @@ async def on_pending(ctx: FlowContext, pending: PendingInput) -> None:
         await _ask(ctx, report_id, version, text)
     elif pending.action == "duplicate":
         await _mark_duplicate(ctx, report_id, version, text)
-    elif pending.action == "headline":
-        await expect_input(
-            ctx.session,
-            ctx.person.id,
-            ctx.inbound.chat_id,
-            "story",
-            report_id,
-            version,
-            {"headline": text},
-        )
-        report = await ctx.session.get(Report, report_id)
-        story_prompt = PROMPTS["story"]
-        ctx.say(fmt(ctx._(story_prompt), code=report.code if report else ""), force_reply=True)
     else:
-        changes = {"headline": pending.data.get("headline")}
-        if text != "-":
-            changes["public_story"] = text
-        outcome = await _apply(ctx, report_id, Action.EDIT, version, changes=changes)
-        if outcome is not None and outcome.report is not None:
-            ctx.say(
-                fmt(
-                    ctx._(
-                        "✏️ {code}: the text for publication is saved; the reporter's "
-                        "original is kept."
-                    ),
-                    code=outcome.report.code,
-                )
+        await _edit_step(ctx, pending, text)
+
+
+async def _edit_step(ctx: FlowContext, pending: PendingInput, text: str) -> None:
+    """One answer of the Edit button's prompts; the last one saves the published fields."""
+    changes = dict(pending.data)
+    if text != "-":
+        changes[EDIT_STEPS[pending.action]] = text
+    steps = list(EDIT_STEPS)
+    following = steps[steps.index(pending.action) + 1 :]
+    report = await ctx.session.get(Report, pending.report_id)
+    if following and report is not None:
+        await _prompt(ctx, following[0], report, pending.report_version, changes)
+        return
+    if not changes:
+        ctx.say(ctx._("Nothing to change."))
+        return
+    outcome = await _apply(
+        ctx, pending.report_id, Action.EDIT, pending.report_version, changes=changes
+    )
+    if outcome is not None and outcome.report is not None:
+        ctx.say(
+            fmt(
+                ctx._(
+                    "✏️ {code}: the text for publication is saved; the reporter's original is kept."
+                ),
+                code=outcome.report.code,
             )
+        )
 
 
 def _too_long(ctx: FlowContext, action: str, text: str) -> bool:
@@ -375,17 +429,26 @@ async def _command_target(ctx: FlowContext, action: Action) -> tuple[Report, str
         await _refuse(ctx, Outcome(None, Refusal.NOT_ALLOWED), action)
         return None
     code, _, rest = ctx.inbound.args.strip().partition(" ")
-    report = await report_by_code(ctx.session, code) if code else None
-    if report is None:
-        example = COMMAND_EXAMPLES.get(action, "")
+    if not code:
+        example = COMMAND_EXAMPLES.get(action)
+        usage = f"/{ctx.inbound.command} {EXAMPLE_CODE}"
         ctx.say(
             fmt(
                 ctx._("Send the report's code after the command, for example: {example}"),
-                example=f"/{ctx.inbound.command} GS-2026-000123 {ctx._(example)}".strip(),
+                example=f"{usage} {ctx._(example)}" if example else usage,
             )
         )
         return None
-    return report, " ".join(rest.split())
+    report = await _report_named(ctx, code)
+    return None if report is None else (report, " ".join(rest.split()))
+
+
+async def _report_named(ctx: FlowContext, code: str) -> Report | None:
+    """The report with `code`; when there is none, the moderator is told so."""
+    report = await report_by_code(ctx.session, code)
+    if report is None:
+        ctx.say(fmt(ctx._("There is no report with the code {code}."), code=clip(code, 40)))
+    return report
 
 
 # ---- the rules applied, and refusals explained ----------------------------------------------
@@ -546,11 +609,18 @@ async def history_command(ctx: FlowContext) -> None:
     if not _may_moderate(ctx):
         ctx.say(_("Only moderators can do this."))
         return
-    report = await report_by_code(ctx.session, ctx.inbound.args) if ctx.inbound.args else None
-    if report is None:
-        ctx.say(_("Send the code after the command, for example: /history GS-2026-000123"))
+    code = ctx.inbound.args.strip()
+    if not code:
+        ctx.say(
+            fmt(
+                _("Send the report's code after the command, for example: {example}"),
+                example=f"/{ctx.inbound.command} {EXAMPLE_CODE}",
+            )
+        )
         return
-    await _say_history(ctx, report)
+    report = await _report_named(ctx, code)
+    if report is not None:
+        await _say_history(ctx, report)
 
 
 async def _say_history(ctx: FlowContext, report: Report) -> None:
@@ -563,21 +633,41 @@ async def _say_history(ctx: FlowContext, report: Report) -> None:
     for entry, actor in await history(ctx.session, report.id):
         if actor is not None and actor.id == report.reporter_id:
             who = _("the reporter")  # never named here, even when the report is not anonymous
+        elif actor is not None:
+            who = actor.display_name or f"{actor.channel}:{actor.external_id}"
         else:
-            who = (actor.display_name or f"{actor.channel}:{actor.external_id}") if actor else "—"
-        change = f" {entry.from_status} → {entry.to_status}" if entry.to_status else ""
-        detail = f" · {clip(entry.detail, 200)}" if entry.detail else ""
+            who = _("automatic")
         lines.append(
             fmt(
-                "{time} · {who} · {action}{change}{detail}",
+                "{time} · {who} · {action}",
                 time=_local(ctx, entry.created_at),
                 who=who,
-                action=entry.action,
-                change=change,
-                detail=detail,
+                action=_history_action(_, entry),
             )
         )
     ctx.say("\n".join(lines), main_menu(ctx) if not ctx.inbound.in_group else None)
+
+
+def _history_action(_: Translator, entry: AuditEntry) -> str:
+    """An audit entry in the moderator's words ("approval (1/2): waiting → approved · …"),
+    as plain text: the caller escapes it."""
+    name, _space, count = entry.action.partition(" ")
+    if name == "refused":
+        attempted = entry.detail.partition(":")[0]
+        return _("refused, not allowed: {action}").format(action=_action_label(_, attempted))
+    text = f"{_action_label(_, name)} {count}".rstrip()
+    if entry.from_status and entry.to_status:
+        text += f": {_status_label(_, entry.from_status)} → {_status_label(_, entry.to_status)}"
+    return text + (f" · {clip(entry.detail, 200)}" if entry.detail else "")
+
+
+def _action_label(_: Translator, action: str) -> str:
+    return _(ACTION_LABELS[action]) if action in ACTION_LABELS else action
+
+
+def _status_label(_: Translator, status: str) -> str:
+    known = status in ReportStatus.__members__.values()
+    return _(STATUS_LABELS[ReportStatus(status)]) if known else status
 
 
 def _local(ctx: FlowContext, moment: datetime) -> str:
@@ -592,7 +682,7 @@ _BUTTONS: dict[str, _Handler] = {
     "ro": _prompting("reject", Action.REJECT),
     "aq": _prompting("ask", Action.ASK),
     "du": _prompting("duplicate", Action.DUPLICATE),
-    "ed": _prompting("headline", Action.EDIT),
+    "ed": _prompting("name", Action.EDIT),
     "hi": _history,
     "op": _open,
 }

@@ -59,15 +59,33 @@ def _message(
 
 
 def approved(services: Services, report: Report, now: datetime) -> Composer:
+    """The next slot is when it is due (the slot publishes what was approved before it);
+    an operator may publish sooner, so the reporter is told again once it is out."""
     return _message(
         N_(
             "🎉 Good news! Your report {code} about {name} has been approved by the "
-            "council. It will be published at {when}. Thank you for sharing this good "
-            "example!"
+            "council. It is due to be published at {when}; you will be told when it is. "
+            "Thank you for sharing this good example!"
         ),
         code=report.code,
         name=report.nominee_name,
         when=next_publication(services, now).strftime("%H:%M %d/%m/%Y"),
+    )
+
+
+def published(report: Report) -> Composer:
+    """Sent when the story's broadcast starts (a slot, /publish or `publish --now`).
+
+    When stories get a public page, its link belongs here: a `{link}` in the template,
+    filled from the report's code.
+    """
+    return _message(
+        N_(
+            "📣 Your report {code} about {name} is now published: subscribers are receiving "
+            "the story. Thank you!"
+        ),
+        code=report.code,
+        name=report.public_name or report.nominee_name,
     )
 
 

@@ -43,7 +43,7 @@ def story_message(report: Report, movement: Movement | None, _: Translator) -> O
     lines.append(
         fmt(
             _("<b>{name}</b> · {group} · {commune}"),
-            name=report.nominee_name,
+            name=report.public_name or report.nominee_name,
             group=_(GROUP_LABELS[NomineeGroup(report.nominee_group)]),
             commune=report.commune_name,
         )
@@ -126,7 +126,7 @@ def digest_message(reports: list[Report], _: Translator) -> Outbound:
         lines.append(
             fmt(
                 "• <b>{name}</b> · {group} · {commune} ({code})",
-                name=report.nominee_name,
+                name=report.public_name or report.nominee_name,
                 group=_(GROUP_LABELS[NomineeGroup(report.nominee_group)]),
                 commune=report.commune_name,
                 code=report.code,

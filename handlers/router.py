@@ -181,9 +181,11 @@ async def route(ctx: FlowContext) -> None:
     elif ctx.conversation.flow in FLOW_INPUTS:
         await FLOW_INPUTS[ctx.conversation.flow](ctx)
     elif inbound.kind in (InboundKind.PHOTO, InboundKind.DOCUMENT):
-        ctx.say(
-            ctx._("To send photos of a good deed, start a report first."), basics.main_menu(ctx)
-        )
+        if not await answers.answer_unprompted(ctx):
+            ctx.say(
+                ctx._("To send photos of a good deed, start a report first."),
+                basics.main_menu(ctx),
+            )
     elif inbound.kind is InboundKind.UNSUPPORTED:
         report.refuse_unsupported(ctx, basics.main_menu(ctx))
     else:
@@ -191,12 +193,13 @@ async def route(ctx: FlowContext) -> None:
 
 
 async def _route_idle_text(ctx: FlowContext) -> None:
-    """Outside any flow, a menu item typed by name ("bao cao viec tot") runs; else the menu."""
+    """Outside any flow, a menu item typed by name ("bao cao viec tot") runs; other text
+    answers the council's question when one waits for this person; else the menu."""
     choice = match_choice(ctx.inbound.text, basics.main_menu(ctx))
-    if choice is None:
-        await basics.idle_hint(ctx)
-    else:
+    if choice is not None:
         await MENU_FLOWS[choice.removeprefix("menu:")](ctx)
+    elif not await answers.answer_unprompted(ctx):
+        await basics.idle_hint(ctx)
 
 
 async def _drop_abandoned_prompt(ctx: FlowContext) -> bool:
@@ -223,12 +226,12 @@ async def _route_pending(ctx: FlowContext) -> bool:
     pending = ctx.pending
     if pending is None:
         return False
-    if pending.action == answers.ANSWER:
+    if pending.action in (answers.ANSWER, answers.CHOOSING):
         await answers.on_pending(ctx, pending)
     elif ctx.inbound.kind is InboundKind.TEXT:
         await moderation.on_pending(ctx, pending)
     else:
-        ctx.say(ctx._("Please type some text, replying to my message."), force_reply=True)
+        ctx.say(ctx._("Please type some text in your next message."), force_reply=True)
     return True
 
 

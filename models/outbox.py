@@ -29,9 +29,15 @@ def enqueue(
     report_id: int | None = None,
     purpose: str = "",
     due_at: datetime | None = None,
+    locale: str = "",
 ) -> None:
     message = OutboxMessage(
-        channel=channel, chat_id=chat_id, payload=payload, report_id=report_id, purpose=purpose
+        channel=channel,
+        chat_id=chat_id,
+        payload=payload,
+        report_id=report_id,
+        purpose=purpose,
+        locale=locale,
     )
     if due_at is not None:
         message.next_attempt_at = due_at

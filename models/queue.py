@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, union_all
+from sqlalchemy import func, or_, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.media import hamming, phash_quarters
 from models.moderation import OPEN
-from models.tables import MediaFile, Report, ReportNote, ReportPhoto
+from models.tables import MediaFile, Report, ReportNote, ReportPhoto, ReportStatus
 
 PHASH_MAX_DISTANCE = 3
 """Re-encoded or resized copies of a photo stay within 3 bits; the quarter index relies on it."""
@@ -151,3 +151,17 @@ async def photos_of(session: AsyncSession, report_id: int) -> list[str]:
         .order_by(col(ReportPhoto.position))
     )
     return list((await session.exec(query)).all())
+
+
+async def count_waiting(session: AsyncSession) -> int:
+    """How many reports wait for a moderator's decision (those `queue_page` lists)."""
+    query = select(func.count()).where(col(Report.status).in_(sorted(OPEN)))
+    return int((await session.exec(query)).one())
+
+
+async def questions_waiting(session: AsyncSession, reporter_id: int) -> list[Report]:
+    """The reporter's reports the council asked more about, oldest first."""
+    query = select(Report).where(
+        Report.reporter_id == reporter_id, Report.status == ReportStatus.NEEDS_INFO
+    )
+    return list((await session.exec(query.order_by(col(Report.id)))).all())

@@ -177,6 +177,8 @@ class Report(SQLModel, table=True):
     headline: str | None = Field(default=None, max_length=256)
     public_story: str | None = None
     """The story as edited for publication; `story` keeps what the reporter wrote."""
+    public_name: str | None = Field(default=None, max_length=256)
+    """The nominee's name as corrected for publication; `nominee_name` keeps the reporter's."""
     movement_id: int | None = Field(default=None, foreign_key="movement.id", index=True)
     """The emulation movement the reporter attached the report to, if any."""
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -205,7 +205,9 @@ async def test_ask_for_more_and_the_answer_returns_to_the_queue(
     assert "Sự việc xảy ra ngày nào?" in (question[0].plain_text or "")
     assert (await report(bot, code)).status == ReportStatus.NEEDS_INFO
 
-    await citizen.send_text("Tôi đang viết một báo cáo khác")  # not an answer until Answer
+    await citizen.send_text("/report")  # busy with a new report: its text is no answer
+    await citizen.wait_for_messages(1)
+    await citizen.send_text("Tôi đang viết một báo cáo khác")
     await citizen.wait_for_messages(1)
     await citizen.press(f"a:start:{card_report_id(card)}")
     await citizen.wait_for_messages(1)
@@ -395,7 +397,11 @@ async def test_edit_for_publication_keeps_the_original(bot: Runtime, fake: FakeT
     card = await card_in(fake, GROUP, code)
     moderator = fake.user(user_id=516, chat_id=GROUP)
     await moderator.press(data_of(card, "m:ed:"))
-    await moderator.wait_for_messages(1)
+    [name_prompt] = await moderator.wait_for_messages(1)
+    assert "<code>Lường Văn Thắng</code>" in (name_prompt.text or ""), "ready to copy"
+    await moderator.send_text("Lương Văn Thắng")
+    [headline_prompt] = await moderator.wait_for_messages(1)
+    assert "<code>" not in (headline_prompt.text or ""), "no headline yet"
     await moderator.send_text("Người dân quân dũng cảm nơi biên giới")
     await moderator.wait_for_messages(1)
     await moderator.send_text("Anh Thắng đã dập tắt đám cháy rừng, cứu bản làng.")
@@ -403,6 +409,7 @@ async def test_edit_for_publication_keeps_the_original(bot: Runtime, fake: FakeT
     found = await report(bot, code)
     assert found.headline == "Người dân quân dũng cảm nơi biên giới"
     assert found.public_story == "Anh Thắng đã dập tắt đám cháy rừng, cứu bản làng."
+    assert found.public_name == "Lương Văn Thắng" and found.nominee_name == "Lường Văn Thắng"
     assert found.story == STORY and found.content_version == 1
     assert found.status == ReportStatus.SUBMITTED
 
@@ -460,7 +467,7 @@ async def test_history_never_names_the_reporter(bot: Runtime, fake: FakeTelegram
     await moderator.send_text(f"/history {code}")
     await fake.wait_until(lambda: "Lịch sử" in (moderator.inbox[-1].plain_text or ""))
     history = moderator.inbox[-1].plain_text or ""
-    assert "người báo cáo · answer" in history
+    assert "người báo cáo · trả lời" in history
     assert "Tên Thật" not in history and "2016" not in history
 
 

@@ -48,7 +48,7 @@ from models.webchat import append_message, edit_message, recent_messages
 
 CHANNEL = "web"
 CAPABILITIES = Capabilities(
-    inline_buttons=True, message_edits=True, albums=True, contact_request=False
+    inline_buttons=True, message_edits=True, albums=True, contact_request=False, text_prefill=True
 )
 COOKIE = "gs_session"
 SANDBOX_GRANTOR = "sandbox"
@@ -408,7 +408,7 @@ class WebChatChannel:
         payload = _payload(outbound)
         async with self._sessions() as session, session.begin():
             stored = await append_message(session, outbound.chat_id, payload, from_bot=True)
-        frame = {"type": "message", "message": _render_stored(stored)}
+        frame = {"type": "message", "message": _render_stored(stored), "prefill": outbound.prefill}
         for socket in list(self._sockets.get(outbound.chat_id, ())):
             if not socket.closed:
                 await socket.send_json(frame)

@@ -115,6 +115,10 @@
       if (frame.messages.length === 0) send({ type: "text", text: "/start" });
     } else if (frame.type === "message") {
       render(frame.message);
+      if (frame.prefill) {
+        input.value = frame.prefill;
+        input.focus();
+      }
     } else if (frame.type === "edit") {
       replace(frame.message);
     } else if (frame.type === "throttled") {
