@@ -30,8 +30,9 @@ from bot.i18n import load_translations
 from bot.leader import Leadership
 from bot.media import ImageStore
 from bot.media_urls import MediaUrls
+from bot.person_ids import parse_person
 from bot.server import build_web_app
-from bot.settings import Settings
+from bot.settings import ConfigurationError, Settings
 from handlers.broadcasting import digest_tick, publication_tick, report_progress, start_due
 from handlers.cards import MIGRATED_CHAT_KEY, moderation_chat
 from handlers.context import FlowConfig, Services
@@ -61,10 +62,6 @@ RECEIPT_SWEEP_EVERY_SECONDS = 3600.0
 RECEIPTS_KEPT = timedelta(days=7)
 WEB_CHAT_LIMITS = Limits(per_second=200.0, chat_interval=0.0)
 """The web chat is our own server: no platform limit, only a guard against a runaway loop."""
-
-
-class ConfigurationError(SystemExit):
-    """Start-up cannot go on; the message tells the operator what to do."""
 
 
 def running_channels(settings: Settings) -> frozenset[str]:
@@ -465,9 +462,7 @@ async def bootstrap_admins(sessions: SessionFactory, admin_ids: list[str]) -> No
     """Grant `admin` to each `channel:id` of ADMIN_IDS (idempotent)."""
     async with sessions() as session, session.begin():
         for admin in admin_ids:
-            channel, _, external_id = admin.partition(":")
-            if not external_id:
-                raise ConfigurationError(f"ADMIN_IDS entry {admin!r} must look like telegram:123")
+            channel, external_id = parse_person(admin)
             await grant_role(session, channel, external_id, Role.ADMIN, granted_by="ADMIN_IDS")
 
 
@@ -479,10 +474,6 @@ async def _listen(site: web.TCPSite) -> None:
             f"Cannot listen on {site.name}: {error.strerror}. Stop the program that "
             "uses that port, or choose another with HTTP_PORT (and HTTP_HOST)."
         ) from None
-
-
-def describe_database(database_url: str) -> str:
-    return make_url(database_url).render_as_string(hide_password=True)
 
 
 async def run(settings: Settings) -> None:
@@ -511,7 +502,7 @@ def _announce(runtime: Runtime) -> None:
         f"Gương Sáng is running. Province: {runtime.services.communes.province_name} "
         f"({len(runtime.services.communes)} communes and wards)"
     )
-    print(f"  database : {describe_database(settings.database_url)}")
+    print(f"  database : {db.describe(settings.database_url)}")
     for name, channel in runtime.channels.items():
         if isinstance(channel, WebChatChannel):
             sandbox = " — sandbox: play every role" if channel.sandbox else ""

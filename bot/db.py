@@ -11,20 +11,25 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import sqlite_driver
+from bot.settings import DEFAULT_DATABASE_URL, ConfigurationError
 
 MIGRATIONS = "models:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WHAT_TO_CHECK = {
+    "postgresql": "check that PostgreSQL runs there and lets this user in, or correct DATABASE_URL",
+    "sqlite": "check that the file can be created and written there, or correct DATABASE_URL",
+}
 
 
 def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
-    _ensure_sqlite_dir(url)
     # One connection: SQLite has one writer anyway, and waiters then queue in order in
     # the pool instead of polling inside SQLite's busy handler (seconds of tail latency).
     kwargs.setdefault("pool_size", 1)
@@ -41,9 +46,53 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def _ensure_sqlite_dir(url: URL) -> None:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+def describe(database_url: str) -> str:
+    """The URL as it can be shown: the password hidden."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def prepare(database_url: str) -> Path | None:
+    """Before a command uses the database: its folder exists and it answers.
+
+    A SQLite file's missing folder is created only for the default location (./data);
+    returns the folder created then. Anything else that stops the database from being
+    reached is a `ConfigurationError` saying what to check.
+    """
+    url = make_url(database_url)
+    created = _sqlite_folder(url) if url.get_backend_name() == "sqlite" else None
+    asyncio.run(_connect_once(database_url))
+    return created
+
+
+def _sqlite_folder(url: URL) -> Path | None:
+    if not url.database or url.database == ":memory:":
+        return None
+    folder = Path(url.database).parent
+    if folder.exists():
+        return None
+    default_folder = Path(make_url(DEFAULT_DATABASE_URL).database or "").parent
+    if folder.resolve() != default_folder.resolve():
+        raise ConfigurationError(
+            f"DATABASE_URL names a file in {folder}, a folder that does not exist: "
+            f"create it (mkdir -p {folder}) or correct DATABASE_URL."
+        )
+    folder.mkdir(parents=True)
+    return folder
+
+
+async def _connect_once(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, DBAPIError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        check = _WHAT_TO_CHECK[make_url(database_url).get_backend_name()]
+        raise ConfigurationError(
+            f"Cannot connect to the database {describe(database_url)} ({reason}): {check}."
+        ) from None
+    finally:
+        await engine.dispose()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

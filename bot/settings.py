@@ -8,10 +8,21 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.person_ids import parse_person
+from models.communes import provinces
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/guongsang.db"
+DATABASE_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+"""The one async driver the bot speaks for each database."""
 FREE_BROADCAST_RATE = 30.0
 """Telegram's bulk limit per bot without paid broadcasts (messages per second)."""
+
+
+class ConfigurationError(SystemExit):
+    """Start-up cannot go on; the message tells the operator what to do."""
 
 
 class Settings(BaseSettings):
@@ -84,11 +95,45 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("admin_ids")
+    @classmethod
+    def _people(cls, value: list[str]) -> list[str]:
+        for person in value:
+            parse_person(person)
+        return value
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
         if value not in ("vi", "en"):
-            raise ValueError("DEFAULT_LOCALE must be 'vi' or 'en'")
+            raise ValueError("must be 'vi' or 'en'")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Only the two async drivers the bot ships with; say which to write instead."""
+        shapes = "postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE or sqlite+aiosqlite:///PATH"
+        try:
+            written = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError(f"must be {shapes}") from None
+        backend = "postgresql" if written in ("postgres", "postgresql") else written.split("+")[0]
+        wanted = DATABASE_DRIVERS.get(backend)
+        if wanted is None:
+            raise ValueError(f"must be {shapes}, not {written}://…")
+        if written != wanted:
+            raise ValueError(f"write {wanted}://… instead of {written}://…")
+        return value
+
+    @field_validator("province_code")
+    @classmethod
+    def _known_province(cls, value: int) -> int:
+        if value not in provinces():
+            raise ValueError(
+                f"{value} is not a province code: `guongsang provinces` lists the 34 codes, "
+                "20 is Lạng Sơn"
+            )
         return value
 
     @field_validator("publication_slots")

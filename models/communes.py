@@ -83,6 +83,11 @@ class CommuneDirectory:
         return [by_name[name] for name in names]
 
 
+def provinces() -> dict[int, str]:
+    """Every province of the post-2025 list: its code and official name ("Tỉnh Lạng Sơn")."""
+    return {int(province.code): province.name for province in Province.iter_all()}
+
+
 def bundled_area_tags(province_code: int) -> Path | None:
     """The area-tag file shipped with the project for this province, if there is one."""
     candidate = Path(__file__).parent / "data" / f"area_tags_{province_code}.yaml"
