@@ -92,6 +92,12 @@ UI_TEXTS = {
     "you": N_("You"),
     "bot": N_("Gương Sáng"),
     "personas": N_("Sandbox: play a role"),
+    "switch": N_("Switch"),
+    "photo_alt": N_("Photo"),
+    "tray": N_("Photos to send"),
+    "remove": N_("Remove photo"),
+    "send_photos": N_("Send photos ({count})"),
+    "cancel": N_("Cancel"),
 }
 
 
