@@ -187,7 +187,8 @@ async def test_sandbox_offers_every_persona_on_a_small_phone(
         ["Người dân", "Người dân thứ hai", "Người kiểm duyệt", "Người nhận tin", "Quản trị viên"]
     )
     switch = page.get_by_role("button", name="Đổi vai")
-    await assert_fits_and_is_touchable(page, roles, switch, page.locator("#photo-label"))
+    menu = last_bot_message(page).get_by_role("button")
+    await assert_fits_and_is_touchable(page, roles, switch, page.locator("#photo-label"), menu.last)
     await screenshot(page, phone_shot(viewport, "roles"))
     await roles.select_option("moderator")
     await switch.click()
