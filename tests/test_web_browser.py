@@ -188,7 +188,9 @@ async def test_sandbox_offers_every_persona_on_a_small_phone(
     )
     switch = page.get_by_role("button", name="Đổi vai")
     menu = last_bot_message(page).get_by_role("button")
-    await assert_fits_and_is_touchable(page, roles, switch, page.locator("#photo-label"), menu.last)
+    camera = page.locator("#photo-label")
+    await assert_fits_and_is_touchable(page, roles, switch, camera, menu.last)
+    await expect(camera.locator("svg path")).to_have_count(1)  # drawn, not an emoji glyph
     await screenshot(page, phone_shot(viewport, "roles"))
     await roles.select_option("moderator")
     await switch.click()
@@ -348,3 +350,14 @@ async def test_sandbox_admin_announces_and_the_subscriber_receives_it(
     await expect(announcement).to_have_count(1, timeout=20000)
     await screenshot(subscriber, "10-announcement-received")
     await expect(last_bot_message(admin)).to_contain_text("đã xong", timeout=20000)
+
+
+async def test_embed_launcher_opens_the_chat(browser: Browser, bot: Runtime) -> None:
+    page = await phone_page(browser, bot)  # any page of the site can play the portal
+    await page.add_script_tag(url=f"{base_url(bot)}/chat/embed.js")
+    launcher = page.get_by_role("button", name="Gương Sáng", exact=True)
+    await expect(launcher.locator("svg")).to_be_visible()
+    await launcher.click()
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+    chat = page.frame_locator("iframe[title='Gương Sáng']")
+    await expect(chat.locator("li.msg.bot").last).to_contain_text("Chào mừng")
