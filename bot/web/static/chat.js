@@ -208,6 +208,11 @@
     tray.hidden = chosen.length === 0;
   }
 
+  function discardChosen() {
+    for (const entry of chosen) entry.removed = true;
+    showTray();
+  }
+
   async function scaledDown(file) {
     if (!file.type.startsWith("image/")) return file;
     let bitmap;
@@ -245,8 +250,7 @@
 
   async function sendChosen() {
     const files = chosen.map((entry) => entry.file);
-    for (const entry of chosen) entry.removed = true;
-    showTray();
+    discardChosen();
     input.focus();
     let failed = false;
     for (const [index, file] of files.entries()) {
@@ -269,8 +273,7 @@
 
   document.getElementById("tray-send").addEventListener("click", sendChosen);
   document.getElementById("tray-cancel").addEventListener("click", () => {
-    for (const entry of chosen) entry.removed = true;
-    showTray();
+    discardChosen();
     photo.focus();
   });
 
