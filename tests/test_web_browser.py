@@ -23,6 +23,7 @@ from models.tables import MediaFile
 from tests.images import PDF, camera_jpeg, jpeg
 from tests.webchat import Browser as ChatTab
 from tests.webchat import base_url, running_bot
+from tests.webchat import report_until_photos as protocol_report_until_photos
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -253,13 +254,7 @@ async def citizen_reports_with_a_photo(runtime: Runtime, name: str) -> None:
     tab = ChatTab(runtime, persona="citizen2")
     try:
         await tab.open()
-        await tab.say("/report")
-        await tab.press("r:kind:individual")
-        await tab.say(name)
-        await tab.press("r:group:farmer")
-        await tab.say("chi lang")
-        await tab.press("r:commune:6463")
-        await tab.say(STORY)
+        await protocol_report_until_photos(tab, name, "farmer", "chi lang", 6463, STORY)
         assert await tab.upload(jpeg(800, 600, "orange"), "lop-hoc.jpg", "image/jpeg") == 200
         await tab.next_message()
         for payload in ("r:photos:done", "r:identity:anonymous", "r:summary:confirm"):

@@ -15,7 +15,14 @@ from bot.settings import Settings
 from models.tables import Report
 from tests.fakes.telegram_api import FakeTelegram
 from tests.images import PDF, jpeg
-from tests.webchat import Browser, base_url, payloads, running_bot, text_of
+from tests.webchat import (
+    Browser,
+    base_url,
+    payloads,
+    report_until_photos,
+    running_bot,
+    text_of,
+)
 
 STORY = "Ông đã hiến 500 mét vuông đất để làm đường vào bản trong tháng 10 vừa qua."
 
@@ -80,13 +87,7 @@ async def test_uploads_too_large_or_not_images_get_a_clear_message(
     browser: Browser, bot: Runtime
 ) -> None:
     await browser.open()
-    await browser.say("/report")
-    await browser.press("r:kind:individual")
-    await browser.say("Vi Văn Sáng")
-    await browser.press("r:group:worker")
-    await browser.say("na sam")
-    await browser.press("r:commune:6124")
-    await browser.say(STORY)
+    await report_until_photos(browser, "Vi Văn Sáng", "worker", "na sam", 6124, STORY)
     too_big = b"\xff\xd8" + b"0" * (bot.settings.max_photo_bytes + 10)
     assert await browser.upload(too_big, "huge.jpg", "image/jpeg") == 200
     assert "quá lớn" in text_of(await browser.next_message())
@@ -166,13 +167,9 @@ async def test_sandbox_moderator_approves_a_web_report(bot: Runtime) -> None:
     try:
         await moderator.open()
         await citizen.open()
-        await citizen.say("/report")
-        await citizen.press("r:kind:individual")
-        await citizen.say("Lục Văn Hải")
-        await citizen.press("r:group:village_officer")
-        await citizen.say("binh gia")
-        await citizen.press("r:commune:6112")
-        await citizen.say(STORY)
+        await report_until_photos(
+            citizen, "Lục Văn Hải", "village_officer", "binh gia", 6112, STORY
+        )
         await citizen.press("r:photos:skip")
         await citizen.press("r:identity:anonymous")
         done = await citizen.press("r:summary:confirm")
