@@ -5,9 +5,15 @@ from __future__ import annotations
 from handlers.basics import main_menu
 from handlers.context import FlowContext
 from handlers.labels import STATUS_LABELS
+from handlers.messages import Button
 from handlers.text import clip, fmt
 from models.reports import own_report_by_code, photo_count, reports_of
 from models.tables import Report, ReportStatus
+
+OPEN_PREFIX = "my:"
+"""`my:<code>`: open one of one's own reports from the list (the press carries no authority)."""
+MAX_REPORT_BUTTONS = 10
+"""The newest reports get a button each; older ones are still listed, with their code."""
 
 
 def _status(ctx: FlowContext, report: Report) -> str:
@@ -37,8 +43,19 @@ async def list_reports(ctx: FlowContext) -> None:
             )
         )
     lines.append("")
-    lines.append(_("Send /status CODE to see one of them."))
-    ctx.say("\n".join(lines))
+    lines.append(_("Press a report to see it, or send /status CODE."))
+    ctx.say("\n".join(lines), _open_buttons(reports[:MAX_REPORT_BUTTONS]))
+
+
+def _open_buttons(reports: list[Report]) -> list[list[Button]]:
+    return [
+        [Button(f"{report.code} · {clip(report.nominee_name, 24)}", OPEN_PREFIX + report.code)]
+        for report in reports
+    ]
+
+
+async def on_button(ctx: FlowContext, payload: str) -> None:
+    await _show_report(ctx, payload.removeprefix(OPEN_PREFIX))
 
 
 async def show_status(ctx: FlowContext) -> None:
@@ -49,6 +66,11 @@ async def show_status(ctx: FlowContext) -> None:
             _("Send the code of your report after the command, for example: /status GS-2026-000123")
         )
         return
+    await _show_report(ctx, code)
+
+
+async def _show_report(ctx: FlowContext, code: str) -> None:
+    _ = ctx._
     assert ctx.person.id is not None
     report = await own_report_by_code(ctx.session, ctx.person.id, code)
     if report is None:

@@ -264,6 +264,7 @@ BUTTON_FLOWS: dict[str, Callable[[FlowContext, str], Awaitable[None]]] = {
     "ma": movements.on_admin_button,
     "an": announcements.on_button,
     "bc": announcements.on_button,
+    "my": myreports.on_button,
 }
 """Button payloads are `<prefix>:…`; the prefix names the flow that made the button."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -313,6 +314,27 @@ async def test_my_reports_and_status_show_only_ones_own(
     assert "Hoàng Văn Minh" not in minh.said() and "Không tìm thấy" in minh.said()
     await minh.send("/myreports")
     assert report.code not in minh.said()
+    await minh.press_payload(f"my:{report.code}")  # a forged press of Lan's report button
+    assert "Hoàng Văn Minh" not in minh.said() and "Không tìm thấy" in minh.said()
+
+
+async def test_my_reports_offers_a_button_per_recent_report(
+    services: Services, sessions: SessionFactory
+) -> None:
+    services.flood.per_minute = 1000
+    prolific = replace(services, config=replace(services.config, reports_per_day=20))
+    chat = FakeChat(prolific, sessions)
+    for name in [f"Người tốt {number}" for number in range(11)]:
+        await fill_until_photos(chat, name)
+        await chat.press("r:photos:skip")
+        await chat.press("r:identity:anonymous")
+        await chat.press("r:summary:confirm")
+    [listing] = await chat.send("/myreports")
+    labels = [button.label for row in listing.buttons for button in row]
+    assert len(labels) == 10
+    assert labels[0].endswith("Người tốt 10") and labels[-1].endswith("Người tốt 1")
+    await chat.press(labels[0])
+    assert "Người tốt 10" in chat.said() and "Tình trạng" in chat.said()
 
 
 async def test_unfinished_draft_resumes_or_restarts(chat: FakeChat) -> None:

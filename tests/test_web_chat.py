@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,7 +15,14 @@ from bot.settings import Settings
 from models.tables import Report
 from tests.fakes.telegram_api import TEST_TIME_SCALE, FakeTelegram
 from tests.images import PDF, jpeg
-from tests.webchat import Browser, base_url, payloads, running_bot, text_of
+from tests.webchat import (
+    Browser,
+    base_url,
+    payloads,
+    report_until_photos,
+    running_bot,
+    text_of,
+)
 
 STORY = "Ông đã hiến 500 mét vuông đất để làm đường vào bản trong tháng 10 vừa qua."
 
@@ -78,13 +87,7 @@ async def test_uploads_too_large_or_not_images_get_a_clear_message(
     browser: Browser, bot: Runtime
 ) -> None:
     await browser.open()
-    await browser.say("/report")
-    await browser.press("r:kind:individual")
-    await browser.say("Vi Văn Sáng")
-    await browser.press("r:group:worker")
-    await browser.say("na sam")
-    await browser.press("r:commune:6124")
-    await browser.say(STORY)
+    await report_until_photos(browser, "Vi Văn Sáng", "worker", "na sam", 6124, STORY)
     too_big = b"\xff\xd8" + b"0" * (bot.settings.max_photo_bytes + 10)
     assert await browser.upload(too_big, "huge.jpg", "image/jpeg") == 200
     assert "quá lớn" in text_of(await browser.next_message())
@@ -164,13 +167,9 @@ async def test_sandbox_moderator_approves_a_web_report(bot: Runtime) -> None:
     try:
         await moderator.open()
         await citizen.open()
-        await citizen.say("/report")
-        await citizen.press("r:kind:individual")
-        await citizen.say("Lục Văn Hải")
-        await citizen.press("r:group:village_officer")
-        await citizen.say("binh gia")
-        await citizen.press("r:commune:6112")
-        await citizen.say(STORY)
+        await report_until_photos(
+            citizen, "Lục Văn Hải", "village_officer", "binh gia", 6112, STORY
+        )
         await citizen.press("r:photos:skip")
         await citizen.press("r:identity:anonymous")
         done = await citizen.press("r:summary:confirm")
@@ -202,3 +201,40 @@ async def test_embedding_in_the_portal(settings: Settings) -> None:
                 assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
             async with http.get(f"{base}/chat/embed.js") as script:
                 assert script.status == 200 and "iframe" in await script.text()
+
+
+async def test_home_and_icon_answer(bot: Runtime) -> None:
+    async with aiohttp.ClientSession(base_url=base_url(bot)) as http:
+        async with http.get("/", allow_redirects=False) as home:
+            assert home.status == 302 and home.headers["Location"] == "/chat"
+        async with http.get("/favicon.ico") as icon:
+            assert icon.status == 200 and icon.content_type == "image/x-icon"
+            assert (await icon.read())[:4] == b"\x00\x00\x01\x00"  # an ICO header
+        async with http.get("/chat/static/nothing.js") as missing:
+            assert missing.status == 404
+
+
+async def test_page_and_assets_are_compressed_and_cached(bot: Runtime) -> None:
+    async with aiohttp.ClientSession(base_url=base_url(bot), auto_decompress=False) as http:
+        gzip_only = {"Accept-Encoding": "gzip"}
+        async with http.get("/chat", headers=gzip_only) as page:
+            assert page.headers["Content-Encoding"] == "gzip"
+            assert page.headers["Cache-Control"] == "no-cache"
+            html = gzip.decompress(await page.read()).decode()
+            etag = page.headers["ETag"]
+        async with http.get("/chat", headers={**gzip_only, "If-None-Match": etag}) as again:
+            assert again.status == 304 and await again.read() == b""
+        script = re.search(r'src="(/chat/static/chat\.js\?v=\w+)"', html)
+        assert script is not None
+        async with http.get(script.group(1), headers=gzip_only) as versioned:
+            assert versioned.headers["Content-Encoding"] == "gzip"
+            assert "max-age=31536000" in versioned.headers["Cache-Control"]
+            compressed = await versioned.read()
+        async with http.get(script.group(1), headers={"Accept-Encoding": "identity"}) as plain:
+            assert "Content-Encoding" not in plain.headers
+            assert gzip.decompress(compressed) == await plain.read()
+            assert len(compressed) < plain.content_length / 2  # type: ignore[operator]
+        async with http.get("/chat/static/chat.js?v=old", headers=gzip_only) as stale:
+            assert stale.headers["Cache-Control"] == "no-cache"
+        async with http.get("/chat/static/chat.css", headers=gzip_only) as style:
+            assert b"--accent" in gzip.decompress(await style.read())

@@ -130,6 +130,8 @@ async def test_citizen_reports_with_two_photos_through_numbered_menus(
         [report] = await reports(runtime)
         assert report.code == code and report.channel == "zalo"
         assert report.nominee_group == "farmer" and report.commune_code == 6040
+        mine = await user.reply("/myreports")
+        assert "Tình trạng" in await user.reply(number_of(mine, code))
         async with runtime.sessions() as session:
             photos = (await session.exec(select(ReportPhoto))).all()
         assert len(photos) == 2

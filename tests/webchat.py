@@ -87,6 +87,19 @@ class Browser:
         await self.http.close()
 
 
+async def report_until_photos(
+    tab: Browser, name: str, group: str, place: str, commune: int, story: str
+) -> None:
+    """Answer a new report's questions, up to the photos, as a person typing and pressing."""
+    await tab.say("/report")
+    await tab.press("r:kind:individual")
+    await tab.say(name)
+    await tab.press(f"r:group:{group}")
+    await tab.say(place)
+    await tab.press(f"r:commune:{commune}")
+    await tab.say(story)
+
+
 def text_of(message: dict[str, Any]) -> str:
     return "".join(segment["text"] for segment in message["segments"])
 

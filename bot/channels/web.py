@@ -29,6 +29,7 @@ from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 
 from bot.channels.base import InboundHandler, ReplySender
 from bot.channels.richtext import to_segments
+from bot.channels.web_assets import REVALIDATE, WebAssets
 from handlers.context import Translator
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import (
@@ -91,6 +92,12 @@ UI_TEXTS = {
     "you": N_("You"),
     "bot": N_("Gương Sáng"),
     "personas": N_("Sandbox: play a role"),
+    "switch": N_("Switch"),
+    "photo_alt": N_("Photo"),
+    "tray": N_("Photos to send"),
+    "remove": N_("Remove photo"),
+    "send_photos": N_("Send photos ({count})"),
+    "cancel": N_("Cancel"),
 }
 
 
@@ -146,6 +153,7 @@ class WebChatChannel:
         self._ip_guard = FloodGuard(per_ip_per_minute)
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         self._replies = ReplySender(self.send)
+        self._assets = WebAssets(PAGE_DIR)
 
     # ---- lifecycle and routes ------------------------------------------------
 
@@ -160,30 +168,31 @@ class WebChatChannel:
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
+            web.get("/", _to_chat),
+            web.get("/favicon.ico", self._assets.on_favicon),
             web.get("/chat", self._on_page),
             web.get("/chat/ws", self._on_socket),
             web.post("/chat/upload", self._on_upload),
             web.get("/chat/media/{sha256}.jpg", self._on_media),
-            web.get("/chat/embed.js", self._on_embed_script),
-            web.static("/chat/static", PAGE_DIR / "static"),
+            web.get("/chat/embed.js", self._assets.on_embed_script),
+            web.get("/chat/static/{name}", self._assets.on_static),
         ]
 
     # ---- the page ------------------------------------------------------------
 
     async def _on_page(self, request: web.Request) -> web.Response:
-        response = web.FileResponse(PAGE_DIR / "chat.html")
+        new_session = self._signer.verify(request.cookies.get(COOKIE)) is None
+        if (
+            new_session
+            and self._ip_guard.check(f"new:{_client_ip(request)}", time.monotonic())
+            is not Verdict.ALLOW
+        ):
+            return web.Response(status=429, text="Too many new sessions")
+        response = self._assets.page.respond(request, REVALIDATE)
         response.headers.update(self._security_headers())
-        if self._signer.verify(request.cookies.get(COOKIE)) is None:
-            if (
-                self._ip_guard.check(f"new:{_client_ip(request)}", time.monotonic())
-                is not Verdict.ALLOW
-            ):
-                return web.Response(status=429, text="Too many new sessions")
+        if new_session:
             self._set_cookie(response, secrets.token_urlsafe(18))
-        return response  # type: ignore[return-value]
-
-    async def _on_embed_script(self, _request: web.Request) -> web.Response:
-        return web.FileResponse(PAGE_DIR / "static" / "embed.js")  # type: ignore[return-value]
+        return response
 
     def _security_headers(self) -> dict[str, str]:
         ancestors = " ".join(["'self'", *sorted(self._allowed_origins)])
@@ -427,6 +436,11 @@ class WebChatChannel:
             if not socket.closed:
                 await socket.send_json(frame)
         return str(stored.id)
+
+
+async def _to_chat(_request: web.Request) -> web.Response:
+    """The site's home is the chat, until public pages exist (a temporary redirect)."""
+    raise web.HTTPFound("/chat")
 
 
 def _payload(outbound: Outbound) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 // Gương Sáng web chat: renders what the server sends as DOM text (never as HTML),
-// sends text, button presses and photos, and reconnects when the connection drops.
+// sends text, button presses and photos (previewed, then scaled down in the browser),
+// and reconnects when the connection drops.
 "use strict";
 
 (() => {
@@ -9,10 +10,16 @@
   const form = document.getElementById("composer");
   const input = document.getElementById("text");
   const photo = document.getElementById("photo");
+  const tray = document.getElementById("tray");
+  const previews = document.getElementById("previews");
+  const MAX_EDGE = 2560;
+  const JPEG_QUALITY = 0.85;
+  const KEEP_BELOW_BYTES = 1024 * 1024;
   let ui = {};
   let socket = null;
   let retryDelay = 500;
   let queue = [];
+  let chosen = [];
 
   const t = (key, fallback) => ui[key] || fallback;
 
@@ -20,10 +27,22 @@
 
   function scrollToEnd() { log.lastElementChild?.scrollIntoView({ block: "end" }); }
 
+  // A report code (GS-2026-000001) never breaks at its hyphens.
+  const REPORT_CODE = /(GS-\d{4}-\d{6})/;
+
   function renderSegments(container, segments) {
     for (const segment of segments || []) {
       const span = document.createElement("span");
-      span.textContent = segment.text;
+      for (const [index, part] of segment.text.split(REPORT_CODE).entries()) {
+        if (index % 2 === 0) {
+          span.append(part);
+        } else {
+          const code = document.createElement("span");
+          code.className = "nowrap";
+          code.textContent = part;
+          span.append(code);
+        }
+      }
       for (const style of segment.styles || []) span.classList.add(style);
       container.append(span);
     }
@@ -60,12 +79,13 @@
     who.textContent = message.from === "bot" ? t("bot", "Gương Sáng") : t("you", "Bạn");
     item.append(who);
     renderSegments(item, message.segments);
-    for (const url of message.photos || []) {
+    const photos = message.photos || [];
+    photos.forEach((url, index) => {
       const image = document.createElement("img");
       image.src = url;
-      image.alt = "";
+      image.alt = `${t("photo_alt", "Ảnh")} ${index + 1}/${photos.length}`;
       item.append(image);
-    }
+    });
     renderButtons(item, message.buttons);
     return item;
   }
@@ -89,22 +109,20 @@
     document.getElementById("photo-text").textContent = t("photo", "Gửi ảnh");
     document.getElementById("photo-label").title = t("photo", "Gửi ảnh");
     document.getElementById("text-label").textContent = t("placeholder", "Tin nhắn");
-    const nav = document.getElementById("personas");
-    if (hello.personas && hello.personas.length) {
-      document.getElementById("personas-label").textContent = t("personas", "");
-      const list = nav.querySelector("ul");
-      list.replaceChildren();
-      for (const p of hello.personas) {
-        const li = document.createElement("li");
-        const a = document.createElement("a");
-        a.href = `?as=${encodeURIComponent(p.key)}`;
-        a.textContent = p.label;
-        if (p.key === hello.persona) a.setAttribute("aria-current", "page");
-        li.append(a);
-        list.append(li);
-      }
-      nav.hidden = false;
-    }
+    document.getElementById("tray-title").textContent = t("tray", "Ảnh sắp gửi");
+    document.getElementById("tray-cancel").textContent = t("cancel", "Huỷ");
+    showPersonas(hello.personas || [], hello.persona);
+    showTray();
+  }
+
+  function showPersonas(personas, current) {
+    const personaForm = document.getElementById("personas");
+    if (personas.length === 0) return;
+    document.getElementById("personas-label").textContent = t("personas", "Vai");
+    document.getElementById("persona-go").textContent = t("switch", "Đổi vai");
+    const select = document.getElementById("persona");
+    select.replaceChildren(...personas.map((p) => new Option(p.label, p.key, false, p.key === current)));
+    personaForm.hidden = false;
   }
 
   function onFrame(frame) {
@@ -166,22 +184,101 @@
     }
   });
 
-  photo.addEventListener("change", async () => {
-    const file = photo.files[0];
-    photo.value = "";
-    if (!file) return;
-    render({ from: "user", segments: [{ text: `📷 ${file.name}`, styles: [] }] });
-    setStatus(t("uploading", "Đang gửi ảnh…"));
-    const body = new FormData();
-    body.append("photo", file, file.name);
-    try {
-      const response = await fetch(`/chat/upload?as=${encodeURIComponent(persona)}`, {
-        method: "POST", body, credentials: "same-origin",
+  // ---- photos: choose several, preview, remove, then send them scaled down ----
+
+  function showTray() {
+    for (const entry of chosen) URL.revokeObjectURL(entry.url);
+    chosen = chosen.filter((entry) => !entry.removed);
+    previews.replaceChildren(...chosen.map((entry, index) => {
+      entry.url = URL.createObjectURL(entry.file);
+      const item = document.createElement("li");
+      const image = document.createElement("img");
+      image.src = entry.url;
+      image.alt = `${t("photo_alt", "Ảnh")} ${index + 1}/${chosen.length}`;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.setAttribute("aria-label", `${t("remove", "Bỏ ảnh")} ${index + 1}`);
+      remove.append(document.getElementById("icon-remove").content.cloneNode(true));
+      remove.addEventListener("click", () => {
+        entry.removed = true;
+        showTray();
+        (previews.querySelector("button") || photo).focus();
       });
-      setStatus(response.ok ? "" : t("upload_failed", ""));
+      item.append(image, remove);
+      return item;
+    }));
+    document.getElementById("tray-send").textContent =
+      t("send_photos", "Gửi ảnh ({count})").replace("{count}", String(chosen.length));
+    tray.hidden = chosen.length === 0;
+  }
+
+  function discardChosen() {
+    for (const entry of chosen) entry.removed = true;
+    showTray();
+  }
+
+  async function scaledDown(file) {
+    if (!file.type.startsWith("image/")) return file;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
     } catch {
-      setStatus(t("upload_failed", "Không gửi được ảnh."));
+      return file;  // not decodable here: the server says what is wrong with it
     }
+    const scale = Math.min(1, MAX_EDGE / Math.max(bitmap.width, bitmap.height));
+    if (scale === 1 && file.size <= KEEP_BELOW_BYTES) {
+      bitmap.close();
+      return file;
+    }
+    const canvas = new OffscreenCanvas(Math.round(bitmap.width * scale), Math.round(bitmap.height * scale));
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#ffffff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: JPEG_QUALITY });
+    if (blob.size >= file.size) return file;
+    return new File([blob], file.name.replace(/\.[^.]*$/, "") + ".jpg", { type: "image/jpeg" });
+  }
+
+  async function upload(file) {
+    const scaled = await scaledDown(file);
+    render({ from: "user", segments: [{ text: `📷 ${scaled.name}`, styles: [] }] });
+    const body = new FormData();
+    body.append("photo", scaled, scaled.name);
+    const response = await fetch(`/chat/upload?as=${encodeURIComponent(persona)}`, {
+      method: "POST", body, credentials: "same-origin",
+    });
+    return response.ok;
+  }
+
+  async function sendChosen() {
+    const files = chosen.map((entry) => entry.file);
+    discardChosen();
+    input.focus();
+    let failed = false;
+    for (const [index, file] of files.entries()) {
+      setStatus(`${t("uploading", "Đang gửi ảnh…")} ${index + 1}/${files.length}`);
+      try {
+        failed = !(await upload(file)) || failed;
+      } catch {
+        failed = true;
+      }
+    }
+    setStatus(failed ? t("upload_failed", "Không gửi được ảnh.") : "");
+  }
+
+  photo.addEventListener("change", () => {
+    chosen.push(...Array.from(photo.files, (file) => ({ file, url: "", removed: false })));
+    photo.value = "";
+    showTray();
+    document.getElementById("tray-send").focus();
+  });
+
+  document.getElementById("tray-send").addEventListener("click", sendChosen);
+  document.getElementById("tray-cancel").addEventListener("click", () => {
+    discardChosen();
+    photo.focus();
   });
 
   connect();

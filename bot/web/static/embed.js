@@ -7,7 +7,16 @@
   const origin = new URL(document.currentScript.src).origin;
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = "💬 Gương Sáng";
+  const svg = "http://www.w3.org/2000/svg";
+  const icon = document.createElementNS(svg, "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("aria-hidden", "true");
+  icon.style.cssText = "width:1.25em;height:1.25em;vertical-align:-.25em;margin-right:.4em;" +
+    "fill:none;stroke:currentColor;stroke-width:2;stroke-linejoin:round";
+  const bubble = document.createElementNS(svg, "path");
+  bubble.setAttribute("d", "M4 5h16v11H9l-5 4z");
+  icon.append(bubble);
+  button.append(icon, "Gương Sáng");
   button.setAttribute("aria-expanded", "false");
   button.style.cssText = "position:fixed;right:1rem;bottom:1rem;z-index:2147483000;padding:.7rem 1rem;" +
     "border:0;border-radius:2rem;background:#b3261e;color:#fff;font:600 16px system-ui,sans-serif;cursor:pointer";
