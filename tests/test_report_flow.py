@@ -12,8 +12,17 @@ from sqlmodel import select
 from handlers.context import Services
 from handlers.drafts import expire_drafts
 from handlers.router import SessionFactory
+from models.pending import expect_input
 from models.people import grant_role
-from models.tables import Conversation, OutboxMessage, Report, ReportPhoto, Role
+from models.tables import (
+    Conversation,
+    OutboxMessage,
+    PendingInput,
+    Person,
+    Report,
+    ReportPhoto,
+    Role,
+)
 from tests.fakes.chat import FakeChat
 from tests.images import PDF, jpeg, png
 
@@ -250,13 +259,128 @@ async def test_a_menu_item_typed_without_diacritics_runs_it(chat: FakeChat) -> N
     assert "Chọn việc bạn muốn làm" in chat.said()
 
 
-async def test_cancel_at_any_step(chat: FakeChat, sessions: SessionFactory) -> None:
+def payloads(chat: FakeChat) -> list[str]:
+    return [b.payload for o in chat.last for row in o.buttons for b in row]
+
+
+async def fill_until_summary(chat: FakeChat) -> None:
+    await fill_until_photos(chat)
+    await chat.photo(jpeg())
+    await chat.press("r:photos:done")
+    await chat.press("r:identity:anonymous")
+
+
+async def test_cancel_asks_before_discarding_the_draft(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
     await fill_until_photos(chat)
     await chat.send("/cancel")
-    assert "Đã hủy" in chat.said()
+    assert "bỏ báo cáo" in chat.said() and payloads(chat) == ["r:discard:yes", "r:discard:no"]
+    await chat.press("Không, giữ lại")
+    assert "vẫn được giữ" in chat.said() and "r:photos:skip" in payloads(chat)
+    await chat.send("/cancel")
+    await chat.send("khong")  # typed, as on a channel without buttons
+    assert "Bước 5/7" in chat.said()
+    await chat.send("/cancel")
+    await chat.send("co")
+    assert "Đã bỏ báo cáo" in chat.said()
     await chat.send("some text")
-    assert "Chọn" in chat.said()
+    assert "Chọn việc bạn muốn làm" in chat.said()
+    await chat.send("/cancel")
+    assert "Không có việc gì để hủy" in chat.said()
     assert await reports(sessions) == []
+
+
+async def test_cancel_at_the_first_question_leaves_at_once(chat: FakeChat) -> None:
+    await chat.send("/report")
+    await chat.send("/cancel")
+    assert "Đã hủy" in chat.said() and "menu:report" in payloads(chat)
+
+
+async def test_cancel_while_editing_returns_to_the_unchanged_summary(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await fill_until_summary(chat)
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:commune")
+    await chat.send("mau son")
+    await chat.send("/cancel")
+    assert "báo cáo của bạn vẫn như trước" in chat.said()
+    assert "Xã Đồng Đăng" in chat.said() and "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:photos")
+    await chat.send("/cancel")
+    assert "Số ảnh: 1" in chat.said()
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:reporter")
+    await chat.press("r:identity:named")
+    await chat.press("r:consent:yes")
+    await chat.send("Nguyễn Thị Lan")
+    await chat.send("/cancel")
+    assert "Người báo cáo: ẩn danh" in chat.said()
+    await chat.press("r:summary:edit")
+    await chat.send("/cancel")
+    assert "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:confirm")
+    [report] = await reports(sessions)
+    assert report.commune_code == 6184 and report.anonymous and report.consent_at is None
+
+
+async def test_the_summarys_cancel_button_asks_first(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await fill_until_summary(chat)
+    await chat.press("r:summary:cancel")
+    assert payloads(chat) == ["r:discard:yes", "r:discard:no"]
+    await chat.send("/cancel")  # leaving the question keeps the report
+    assert "vẫn được giữ" in chat.said() and "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:cancel")
+    await chat.send("/report")
+    assert "r:resume:continue" in payloads(chat)
+    await chat.press("r:resume:continue")
+    assert "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:cancel")
+    await chat.press("r:discard:yes")
+    await chat.press_payload("r:discard:no")
+    assert "không còn dùng được" in chat.said()
+    assert await reports(sessions) == []
+
+
+async def await_a_reason(sessions: SessionFactory, user_id: str, age: timedelta) -> None:
+    """A moderator's prompt for a reason, asked `age` ago in this person's chat."""
+    async with sessions() as session, session.begin():
+        [report] = (await session.exec(select(Report))).all()
+        person = (await session.exec(select(Person).where(Person.external_id == user_id))).one()
+        assert report.id is not None and person.id is not None
+        await expect_input(session, person.id, user_id, "reject", report.id, report.version)
+        prompt = await session.get(PendingInput, (person.id, user_id))
+        assert prompt is not None
+        prompt.created_at = datetime.now(UTC) - age
+
+
+async def test_cancel_leaves_a_moderators_prompt_before_the_draft(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await fill_until_summary(chat)
+    await chat.press("r:summary:confirm")
+    await fill_until_photos(chat)
+    await await_a_reason(sessions, chat.user_id, timedelta(0))
+    await chat.send("/cancel")
+    assert chat.said() == "Đã hủy. Chưa có gì được gửi đi."
+    await chat.send("/cancel")
+    assert payloads(chat) == ["r:discard:yes", "r:discard:no"]
+    await chat.press("r:discard:no")
+    await await_a_reason(sessions, chat.user_id, timedelta(hours=1))
+    await chat.send("/cancel")  # the forgotten prompt is gone; /cancel means the draft
+    assert payloads(chat) == ["r:discard:yes", "r:discard:no"]
+
+
+async def test_help_tells_what_cancel_does_and_how_long_drafts_are_kept(
+    chat: FakeChat, services: Services
+) -> None:
+    await chat.send("/help")
+    hours = round(services.config.draft_ttl.total_seconds() / 3600)
+    assert f"giữ {hours} giờ" in chat.said() and "khi bạn xác nhận" in chat.said()
 
 
 async def test_help_and_language_at_any_step(chat: FakeChat) -> None:
