@@ -279,7 +279,7 @@ def _question(ctx: FlowContext, step: Step) -> tuple[str, list[list[Button]]]:
         count = len(data.get("photos", []))
         text = fmt(
             _(
-                "Send up to {max} photos, one by one or together. Press Done when finished, "
+                "Send up to {max} photos, one by one or together. Choose Done when finished, "
                 "or Skip if you have none. Photos so far: {count}."
             ),
             max=MAX_PHOTOS,
@@ -615,7 +615,7 @@ async def _on_file(ctx: FlowContext, step: Step) -> None:
     ack = fmt(_("Photo received ({count}/{max})."), count=len(photos), max=MAX_PHOTOS)
     key = f"photos:{ctx.inbound.chat_id}"
     if step is Step.PHOTOS:
-        ctx.say(ack + " " + _("Send more, or press Done."), _photo_buttons(ctx), coalesce_key=key)
+        ctx.say(ack + " " + _("Send more, or choose Done."), _photo_buttons(ctx), coalesce_key=key)
     else:
         question, buttons = _question(ctx, step)
         ctx.say(

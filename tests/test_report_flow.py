@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from handlers.context import Services
 from handlers.drafts import expire_drafts
+from handlers.messages import Capabilities
 from handlers.router import SessionFactory
 from models.pending import expect_input
 from models.people import grant_role
@@ -239,6 +240,37 @@ async def test_edit_any_field_from_the_summary(chat: FakeChat, sessions: Session
     assert report.commune_code == 6541 and report.nominee_kind == "collective"
 
 
+async def test_no_step_asks_to_press_or_reply_where_there_are_no_buttons(
+    services: Services, sessions: SessionFactory
+) -> None:
+    """Every text of the report flow, as a channel with numbered menus (Zalo) shows it."""
+    chat = FakeChat(services, sessions, capabilities=Capabilities(inline_buttons=False))
+    await fill_until_photos(chat)
+    await chat.photo(jpeg())
+    await chat.photo(PDF, as_document=True, mime_type="application/pdf", file_name="x.pdf")
+    await chat.unsupported("sticker")
+    await chat.send("xong")
+    await chat.press_payload("r:kind:individual")  # an option of an earlier menu
+    await chat.send("khong biet")
+    await chat.send("/cancel")
+    await chat.send("khong")
+    await chat.send("de lai ten")
+    await chat.press("r:consent:yes")
+    await chat.send("Nguyễn Thị Lan")
+    await chat.send("12")
+    await chat.send("0912 345 678")
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:photos")
+    await chat.photo(jpeg())
+    await chat.press("r:photos:done")
+    await chat.send("/report")
+    await chat.press("r:resume:continue")
+    await chat.press("r:summary:confirm")
+    assert "GS-" in chat.said()
+    for text in chat.texts():
+        assert not [w for w in ("bấm", "nút", "trả lời tin nhắn") if w in text.lower()], text
+
+
 async def test_typed_answers_work_where_buttons_are_offered(chat: FakeChat) -> None:
     await chat.send("/report")
     await chat.send("ca nhan")
@@ -268,6 +300,29 @@ async def fill_until_summary(chat: FakeChat) -> None:
     await chat.photo(jpeg())
     await chat.press("r:photos:done")
     await chat.press("r:identity:anonymous")
+
+
+async def test_a_menu_item_typed_inside_a_report_starts_nothing(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await chat.send("/report")
+    await chat.press("r:kind:individual")
+    await chat.send("Hướng dẫn")  # a menu item's words, where a name is expected
+    assert "thuộc đối tượng nào" in chat.said() and "/cancel" not in chat.said()
+    await chat.send("🔔 Đăng ký nhận tin")  # where the options are groups: not one of them
+    assert "Vui lòng chọn một trong các mục" in chat.said()
+    await chat.press("r:group:farmer")
+    await chat.send("Báo cáo của tôi")  # a commune is expected: searched, not run
+    assert "Không tìm thấy" in chat.said() and "Bạn chưa gửi báo cáo nào" not in chat.said()
+    await chat.send("dong dang")
+    await chat.press("r:commune:6184")
+    await chat.send("bao cao viec tot")  # the story: too short, not a new report
+    assert "ít nhất 30" in chat.said() and "r:kind:individual" not in payloads(chat)
+    await chat.press_payload("menu:report")  # the menu of an earlier message
+    assert payloads(chat) == ["r:resume:continue", "r:resume:new"]
+    await chat.press("r:resume:continue")
+    assert "làm việc tốt gì" in chat.said()
+    assert await reports(sessions) == []
 
 
 async def test_cancel_asks_before_discarding_the_draft(
