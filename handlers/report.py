@@ -156,7 +156,8 @@ async def cancel(ctx: FlowContext) -> None:
     step = Step(state.step)
     if step is Step.EDIT or state.data.get("editing"):
         state.data = state.data.get("before_edit", state.data)
-        ctx.say(ctx._("Change cancelled: your report is as it was before."))
+        text = ctx._("Change cancelled: your report is as it was before.")
+        ctx.say(text, remove_keyboard=ctx.capabilities.contact_request)
         await _go(ctx, Step.SUMMARY)
     elif step is Step.DISCARD:
         await _discard(ctx, "no")
