@@ -40,6 +40,10 @@ async def reports(sessions: SessionFactory) -> list[Report]:
         return list((await session.exec(select(Report))).all())
 
 
+def payloads(chat: FakeChat) -> list[str]:
+    return [b.payload for o in chat.last for row in o.buttons for b in row]
+
+
 async def fill_until_photos(chat: FakeChat, name: str = "Hoàng Văn Minh") -> None:
     await chat.send("/report")
     await chat.press("r:kind:individual")
@@ -55,8 +59,7 @@ async def test_start_greets_in_vietnamese_with_a_menu(chat: FakeChat) -> None:
     assert "Chào mừng" in chat.said()
     assert "Gương Sáng" in chat.said()
     assert "r:" not in chat.said()
-    payloads = [b.payload for o in chat.last for row in o.buttons for b in row]
-    assert payloads == [
+    assert payloads(chat) == [
         "menu:report",
         "menu:myreports",
         "menu:movements",
@@ -197,7 +200,7 @@ async def test_wrong_files_get_a_clear_message_and_the_step_goes_on(
     for what in ("sticker", "video", "voice"):
         await chat.unsupported(what)
         assert "Xin lỗi" in chat.said()
-        assert "r:photos:done" in [b.payload for o in chat.last for row in o.buttons for b in row]
+        assert "r:photos:done" in payloads(chat)
     await chat.photo(jpeg())
     assert "1/10" in chat.said()
 
@@ -289,10 +292,6 @@ async def test_a_menu_item_typed_without_diacritics_runs_it(chat: FakeChat) -> N
     assert "Chọn việc bạn muốn làm" in chat.said()
     await chat.send("xin chào 👋")
     assert "Chọn việc bạn muốn làm" in chat.said()
-
-
-def payloads(chat: FakeChat) -> list[str]:
-    return [b.payload for o in chat.last for row in o.buttons for b in row]
 
 
 async def fill_until_summary(chat: FakeChat) -> None:
@@ -501,7 +500,7 @@ async def test_unfinished_draft_resumes_or_restarts(chat: FakeChat) -> None:
     assert "ảnh" in chat.said()
     await chat.send("/report")
     await chat.press("r:resume:new")
-    assert "r:kind:individual" in [b.payload for o in chat.last for row in o.buttons for b in row]
+    assert "r:kind:individual" in payloads(chat)
 
 
 async def test_abandoned_draft_expires_with_a_notice(
