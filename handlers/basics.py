@@ -86,9 +86,14 @@ async def show_help(ctx: FlowContext) -> None:
     lines += [f"/{name} — {_(description)}" for name, description in COMMANDS]
     lines.append("")
     lines.append(
-        _(
-            "You can write without diacritics. /cancel stops the current step at any time; "
-            "an unfinished report is kept for a while so you can continue later."
+        fmt(
+            _(
+                "You can write without diacritics. /cancel leaves the current step: a change "
+                "to your report goes back to its summary, and a report is discarded only "
+                "when you confirm. An unfinished report is kept for {hours} hours; /report "
+                "continues it."
+            ),
+            hours=round(ctx.services.config.draft_ttl.total_seconds() / 3600),
         )
     )
     if ctx.roles & {Role.MODERATOR, Role.ADMIN}:
@@ -118,17 +123,18 @@ async def set_language(ctx: FlowContext, code: str) -> None:
     ctx.say(fmt(ctx._("Language set to {language}."), language=LOCALES[code]), main_menu(ctx))
 
 
-async def cancel(ctx: FlowContext) -> None:
-    _ = ctx._
-    if ctx.conversation.flow:
-        ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
-        if ctx.capabilities.contact_request:
-            ctx.say(_("Cancelled. Nothing was sent."), remove_keyboard=True)
-            ctx.say(_("Choose what you would like to do:"), main_menu(ctx))
-        else:
-            ctx.say(_("Cancelled. Nothing was sent."), main_menu(ctx))
+def leave_flow(ctx: FlowContext, text: str) -> None:
+    """End the person's flow, say `text` and offer the main menu (a phone keyboard goes)."""
+    ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
+    if ctx.capabilities.contact_request:
+        ctx.say(text, remove_keyboard=True)
+        ctx.say(ctx._("Choose what you would like to do:"), main_menu(ctx))
     else:
-        ctx.say(_("There is nothing to cancel."), main_menu(ctx))
+        ctx.say(text, main_menu(ctx))
+
+
+async def nothing_to_cancel(ctx: FlowContext) -> None:
+    ctx.say(ctx._("There is nothing to cancel."), main_menu(ctx))
 
 
 async def unknown_command(ctx: FlowContext) -> None:

@@ -3,10 +3,13 @@
 The draft lives in `Conversation.data`; each step reads and writes it, so the flow
 survives a restart at any point. Buttons carry `r:<step>:<value>`: a press that does
 not match the current step (an old message, a double press) is refused, never applied.
+/cancel leaves only the current step: a change begun from the summary is undone, and the
+whole draft is discarded only when the person confirms it.
 """
 
 from __future__ import annotations
 
+import copy
 import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,7 +17,7 @@ from enum import StrEnum
 
 import phonenumbers
 
-from handlers.basics import main_menu
+from handlers.basics import leave_flow, main_menu
 from handlers.cards import post_cards
 from handlers.choices import match_choice
 from handlers.context import FlowContext
@@ -54,6 +57,7 @@ class Step(StrEnum):
     SUMMARY = "summary"
     EDIT = "edit"
     RESUME = "resume"
+    DISCARD = "discard"
 
 
 STEP_NUMBER = {
@@ -112,22 +116,10 @@ async def start(ctx: FlowContext, movement: Movement | None = None) -> None:
     state = ctx.conversation
     if state.flow == FLOW and movement is not None:
         _attach_movement(ctx, movement.id, movement.name)
-    if state.flow == FLOW and state.step == Step.RESUME:
-        await _prompt(ctx, Step.RESUME)
-        return
     if state.flow == FLOW and state.step != Step.KIND:
-        state.data["resume_step"] = state.step
-        state.step = Step.RESUME
-        _ = ctx._
-        ctx.say(
-            _("You have an unfinished report. Continue it or start a new one?"),
-            [
-                [
-                    Button(_("Continue"), "r:resume:continue"),
-                    Button(_("Start again"), "r:resume:new"),
-                ]
-            ],
-        )
+        if state.step not in (Step.RESUME, Step.DISCARD):
+            state.data["resume_step"] = state.step
+        await _go(ctx, Step.RESUME)
         return
     if await _refused_reporter(ctx) or await _daily_limit_reached(ctx):
         return
@@ -156,6 +148,25 @@ async def on_button(ctx: FlowContext, payload: str) -> None:
         await _prompt(ctx, Step(state.step))
         return
     await handler(ctx, value)
+
+
+async def cancel(ctx: FlowContext) -> None:
+    """/cancel: undo a change begun from the summary, or ask before discarding the draft."""
+    state = ctx.conversation
+    step = Step(state.step)
+    if step is Step.EDIT or state.data.get("editing"):
+        state.data = state.data.get("before_edit", state.data)
+        text = ctx._("Change cancelled: your report is as it was before.")
+        ctx.say(text, remove_keyboard=ctx.capabilities.contact_request)
+        await _go(ctx, Step.SUMMARY)
+    elif step is Step.DISCARD:
+        await _discard(ctx, "no")
+    elif step is Step.KIND:
+        leave_flow(ctx, ctx._("Cancelled. Nothing was sent."))
+    else:
+        if step is not Step.RESUME:
+            state.data["resume_step"] = step
+        await _go(ctx, Step.DISCARD)
 
 
 async def on_input(ctx: FlowContext) -> None:
@@ -212,6 +223,7 @@ async def _go(ctx: FlowContext, step: Step) -> None:
     ctx.conversation.step = step
     if step is Step.SUMMARY:
         ctx.conversation.data.pop("editing", None)
+        ctx.conversation.data.pop("before_edit", None)
     if step is Step.MOVEMENT:
         today = ctx.now.astimezone(ctx.services.config.timezone).date()
         running = await active_movements(ctx.session, today)
@@ -268,7 +280,7 @@ def _question(ctx: FlowContext, step: Step) -> tuple[str, list[list[Button]]]:
         count = len(data.get("photos", []))
         text = fmt(
             _(
-                "Send up to {max} photos, one by one or together. Press Done when finished, "
+                "Send up to {max} photos, one by one or together. Choose Done when finished, "
                 "or Skip if you have none. Photos so far: {count}."
             ),
             max=MAX_PHOTOS,
@@ -316,6 +328,13 @@ def _question(ctx: FlowContext, step: Step) -> tuple[str, list[list[Button]]]:
         fields = [k for k in EDITABLE if k != "unit" or data.get("officer")]
         rows = [[Button(_(EDITABLE[k][1]), f"r:edit:{k}")] for k in fields]
         return _("What would you like to change?"), [*rows, [Button(_("Back"), "r:edit:back")]]
+    if step is Step.DISCARD:
+        return _(
+            "Discard this unfinished report? What you have entered will be lost. "
+            "Nothing has been sent yet."
+        ), [
+            [Button(_("Discard the report"), "r:discard:yes"), Button(_("Keep it"), "r:discard:no")]
+        ]
     return _("You have an unfinished report. Continue it or start a new one?"), [
         [Button(_("Continue"), "r:resume:continue"), Button(_("Start again"), "r:resume:new")]
     ]
@@ -394,8 +413,8 @@ async def _summary_action(ctx: FlowContext, value: str) -> None:
     elif value == "edit":
         await _go(ctx, Step.EDIT)
     else:
-        ctx.conversation.flow, ctx.conversation.step, ctx.conversation.data = "", "", {}
-        ctx.say(ctx._("Cancelled. Nothing was sent."), main_menu(ctx))
+        ctx.conversation.data["resume_step"] = Step.SUMMARY
+        await _go(ctx, Step.DISCARD)
 
 
 async def _choose_movement(ctx: FlowContext, value: str) -> None:
@@ -414,7 +433,9 @@ async def _edit_field(ctx: FlowContext, value: str) -> None:
         await _go(ctx, Step.SUMMARY)
         return
     step = EDITABLE[value][0]
-    ctx.conversation.data["editing"] = True
+    data = ctx.conversation.data
+    data["before_edit"] = copy.deepcopy(data)
+    data["editing"] = True
     if step is Step.PHOTOS:
         ctx.conversation.data["photos"] = []
     await _go(ctx, step)
@@ -422,14 +443,31 @@ async def _edit_field(ctx: FlowContext, value: str) -> None:
 
 async def _resume(ctx: FlowContext, value: str) -> None:
     data = ctx.conversation.data
-    if value == "continue" and data.get("resume_step") in Step.__members__.values():
-        await _go(ctx, Step(data.pop("resume_step")))
+    if value == "continue":
+        await _go(ctx, _step_to_return_to(ctx))
         return
     movement_id, name = data.get("movement_id"), data.get("movement_name", "")
     ctx.conversation.flow, ctx.conversation.data = "", {}
     await start(ctx)
     if movement_id and ctx.conversation.flow == FLOW:  # a movement's link led here: keep it
         _attach_movement(ctx, movement_id, name)
+
+
+async def _discard(ctx: FlowContext, value: str) -> None:
+    """The answer to "Discard this unfinished report?"; keeping it goes back where it was."""
+    if value == "yes":
+        leave_flow(ctx, ctx._("The report was discarded. Nothing was sent."))
+        return
+    ctx.say(ctx._("Your report is kept."))
+    await _go(ctx, _step_to_return_to(ctx))
+
+
+def _step_to_return_to(ctx: FlowContext) -> Step:
+    """Where the person was before the question about resuming or discarding."""
+    saved = ctx.conversation.data.pop("resume_step", None)
+    if saved in Step.__members__.values():
+        return Step(saved)
+    return _missing_step(ctx) or Step.SUMMARY
 
 
 _CHOICE_HANDLERS: dict[Step, Callable[[FlowContext, str], Awaitable[None]]] = {
@@ -443,6 +481,7 @@ _CHOICE_HANDLERS: dict[Step, Callable[[FlowContext, str], Awaitable[None]]] = {
     Step.SUMMARY: _summary_action,
     Step.EDIT: _edit_field,
     Step.RESUME: _resume,
+    Step.DISCARD: _discard,
 }
 
 
@@ -577,7 +616,7 @@ async def _on_file(ctx: FlowContext, step: Step) -> None:
     ack = fmt(_("Photo received ({count}/{max})."), count=len(photos), max=MAX_PHOTOS)
     key = f"photos:{ctx.inbound.chat_id}"
     if step is Step.PHOTOS:
-        ctx.say(ack + " " + _("Send more, or press Done."), _photo_buttons(ctx), coalesce_key=key)
+        ctx.say(ack + " " + _("Send more, or choose Done."), _photo_buttons(ctx), coalesce_key=key)
     else:
         question, buttons = _question(ctx, step)
         ctx.say(

@@ -20,6 +20,7 @@ from handlers import (
     announcements,
     answers,
     basics,
+    cancelling,
     moderation,
     movements,
     myreports,
@@ -46,7 +47,7 @@ log = structlog.get_logger(__name__)
 COMMAND_FLOWS: dict[str, Flow] = {
     "help": basics.show_help,
     "lang": basics.choose_language,
-    "cancel": basics.cancel,
+    "cancel": cancelling.cancel,
     "report": report.start,
     "myreports": myreports.list_reports,
     "status": myreports.show_status,
@@ -203,7 +204,10 @@ async def _route_idle_text(ctx: FlowContext) -> None:
 
 
 async def _drop_abandoned_prompt(ctx: FlowContext) -> bool:
-    """A prompt is abandoned by any command, by pressing another kind of button, or by age."""
+    """A prompt is abandoned by any command, by pressing another kind of button, or by age.
+
+    True when a prompt still awaited was left (an expired one is not what /cancel meant).
+    """
     pending = ctx.pending
     if pending is None:
         return False
@@ -216,7 +220,7 @@ async def _drop_abandoned_prompt(ctx: FlowContext) -> bool:
         assert ctx.person.id is not None
         await clear_input(ctx.session, ctx.person.id, inbound.chat_id)
         ctx.pending = None
-        return True
+        return not expired
     return False
 
 

@@ -833,3 +833,29 @@ async def test_criteria_by_line_semicolon_or_one_message_each(
     async with sessions() as session:
         movement = (await session.exec(select(Movement))).one()
     assert movement.criteria == ["Chỉ một tiêu chí"]
+
+
+async def test_cancel_leaves_each_flow_saying_what_it_left(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await chat.send("/subscribe")
+    await chat.press("s:commune")
+    await chat.send("/cancel")
+    assert "xã, phường của bạn không thay đổi" in chat.said()
+    found = await subscription(sessions, chat.user_id)
+    assert found is not None and found.active and found.commune_code is None
+
+    await grant(sessions, chat.user_id, Role.ADMIN)
+    await chat.send("/newmovement")
+    await chat.send("Phong trào thử hủy giữa chừng")
+    await chat.send("/cancel")
+    assert "Chưa có gì được lưu" in chat.said()
+    await chat.send("/announce")
+    await chat.send("Thông báo sẽ bị hủy trước khi gửi đi cho mọi người.")
+    await chat.send("/cancel")
+    assert "Chưa có gì được gửi đi" in chat.said()
+    async with sessions() as session:
+        assert (await session.exec(select(Movement))).all() == []
+        assert (await session.exec(select(Broadcast))).all() == []
+    await chat.send("/cancel")
+    assert "Không có việc gì để hủy" in chat.said()

@@ -12,9 +12,19 @@ from sqlmodel import select
 
 from handlers.context import Services
 from handlers.drafts import expire_drafts
+from handlers.messages import Capabilities
 from handlers.router import SessionFactory
+from models.pending import expect_input
 from models.people import grant_role
-from models.tables import Conversation, OutboxMessage, Report, ReportPhoto, Role
+from models.tables import (
+    Conversation,
+    OutboxMessage,
+    PendingInput,
+    Person,
+    Report,
+    ReportPhoto,
+    Role,
+)
 from tests.fakes.chat import FakeChat
 from tests.images import PDF, jpeg, png
 
@@ -29,6 +39,10 @@ def chat(services: Services, sessions: SessionFactory) -> FakeChat:
 async def reports(sessions: SessionFactory) -> list[Report]:
     async with sessions() as session:
         return list((await session.exec(select(Report))).all())
+
+
+def payloads(chat: FakeChat) -> list[str]:
+    return [b.payload for o in chat.last for row in o.buttons for b in row]
 
 
 async def fill_until_photos(chat: FakeChat, name: str = "Hoàng Văn Minh") -> None:
@@ -46,8 +60,7 @@ async def test_start_greets_in_vietnamese_with_a_menu(chat: FakeChat) -> None:
     assert "Chào mừng" in chat.said()
     assert "Gương Sáng" in chat.said()
     assert "r:" not in chat.said()
-    payloads = [b.payload for o in chat.last for row in o.buttons for b in row]
-    assert payloads == [
+    assert payloads(chat) == [
         "menu:report",
         "menu:myreports",
         "menu:movements",
@@ -188,7 +201,7 @@ async def test_wrong_files_get_a_clear_message_and_the_step_goes_on(
     for what in ("sticker", "video", "voice"):
         await chat.unsupported(what)
         assert "Xin lỗi" in chat.said()
-        assert "r:photos:done" in [b.payload for o in chat.last for row in o.buttons for b in row]
+        assert "r:photos:done" in payloads(chat)
     await chat.photo(jpeg())
     assert "1/10" in chat.said()
 
@@ -231,6 +244,37 @@ async def test_edit_any_field_from_the_summary(chat: FakeChat, sessions: Session
     assert report.commune_code == 6541 and report.nominee_kind == "collective"
 
 
+async def test_no_step_asks_to_press_or_reply_where_there_are_no_buttons(
+    services: Services, sessions: SessionFactory
+) -> None:
+    """Every text of the report flow, as a channel with numbered menus (Zalo) shows it."""
+    chat = FakeChat(services, sessions, capabilities=Capabilities(inline_buttons=False))
+    await fill_until_photos(chat)
+    await chat.photo(jpeg())
+    await chat.photo(PDF, as_document=True, mime_type="application/pdf", file_name="x.pdf")
+    await chat.unsupported("sticker")
+    await chat.send("xong")
+    await chat.press_payload("r:kind:individual")  # an option of an earlier menu
+    await chat.send("khong biet")
+    await chat.send("/cancel")
+    await chat.send("khong")
+    await chat.send("de lai ten")
+    await chat.press("r:consent:yes")
+    await chat.send("Nguyễn Thị Lan")
+    await chat.send("12")
+    await chat.send("0912 345 678")
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:photos")
+    await chat.photo(jpeg())
+    await chat.press("r:photos:done")
+    await chat.send("/report")
+    await chat.press("r:resume:continue")
+    await chat.press("r:summary:confirm")
+    assert "GS-" in chat.said()
+    for text in chat.texts():
+        assert not [w for w in ("bấm", "nút", "trả lời tin nhắn") if w in text.lower()], text
+
+
 async def test_typed_answers_work_where_buttons_are_offered(chat: FakeChat) -> None:
     await chat.send("/report")
     await chat.send("ca nhan")
@@ -251,13 +295,147 @@ async def test_a_menu_item_typed_without_diacritics_runs_it(chat: FakeChat) -> N
     assert "Chọn việc bạn muốn làm" in chat.said()
 
 
-async def test_cancel_at_any_step(chat: FakeChat, sessions: SessionFactory) -> None:
+async def fill_until_summary(chat: FakeChat) -> None:
+    await fill_until_photos(chat)
+    await chat.photo(jpeg())
+    await chat.press("r:photos:done")
+    await chat.press("r:identity:anonymous")
+
+
+async def test_a_menu_item_typed_inside_a_report_starts_nothing(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await chat.send("/report")
+    await chat.press("r:kind:individual")
+    await chat.send("Hướng dẫn")  # a menu item's words, where a name is expected
+    assert "thuộc đối tượng nào" in chat.said() and "/cancel" not in chat.said()
+    await chat.send("🔔 Đăng ký nhận tin")  # where the options are groups: not one of them
+    assert "Vui lòng chọn một trong các mục" in chat.said()
+    await chat.press("r:group:farmer")
+    await chat.send("Báo cáo của tôi")  # a commune is expected: searched, not run
+    assert "Không tìm thấy" in chat.said() and "Bạn chưa gửi báo cáo nào" not in chat.said()
+    await chat.send("dong dang")
+    await chat.press("r:commune:6184")
+    await chat.send("bao cao viec tot")  # the story: too short, not a new report
+    assert "ít nhất 30" in chat.said() and "r:kind:individual" not in payloads(chat)
+    await chat.press_payload("menu:report")  # the menu of an earlier message
+    assert payloads(chat) == ["r:resume:continue", "r:resume:new"]
+    await chat.press("r:resume:continue")
+    assert "làm việc tốt gì" in chat.said()
+    assert await reports(sessions) == []
+
+
+async def test_cancel_asks_before_discarding_the_draft(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
     await fill_until_photos(chat)
     await chat.send("/cancel")
-    assert "Đã hủy" in chat.said()
+    assert "bỏ báo cáo" in chat.said() and payloads(chat) == ["r:discard:yes", "r:discard:no"]
+    await chat.press("Không, giữ lại")
+    assert "vẫn được giữ" in chat.said() and "r:photos:skip" in payloads(chat)
+    await chat.send("/cancel")
+    await chat.send("khong")  # typed, as on a channel without buttons
+    assert "Bước 5/7" in chat.said()
+    await chat.send("/cancel")
+    await chat.send("co")
+    assert "Đã bỏ báo cáo" in chat.said()
     await chat.send("some text")
-    assert "Chọn" in chat.said()
+    assert "Chọn việc bạn muốn làm" in chat.said()
+    await chat.send("/cancel")
+    assert "Không có việc gì để hủy" in chat.said()
     assert await reports(sessions) == []
+
+
+async def test_cancel_at_the_first_question_leaves_at_once(chat: FakeChat) -> None:
+    await chat.send("/report")
+    await chat.send("/cancel")
+    assert "Đã hủy" in chat.said() and "menu:report" in payloads(chat)
+
+
+async def test_cancel_while_editing_returns_to_the_unchanged_summary(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await fill_until_summary(chat)
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:commune")
+    await chat.send("mau son")
+    await chat.send("/cancel")
+    assert "báo cáo của bạn vẫn như trước" in chat.said()
+    assert "Xã Đồng Đăng" in chat.said() and "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:photos")
+    await chat.send("/cancel")
+    assert "Số ảnh: 1" in chat.said()
+    await chat.press("r:summary:edit")
+    await chat.press("r:edit:reporter")
+    await chat.press("r:identity:named")
+    await chat.press("r:consent:yes")
+    await chat.send("Nguyễn Thị Lan")
+    await chat.send("/cancel")
+    assert "Người báo cáo: ẩn danh" in chat.said()
+    await chat.press("r:summary:edit")
+    await chat.send("/cancel")
+    assert "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:confirm")
+    [report] = await reports(sessions)
+    assert report.commune_code == 6184 and report.anonymous and report.consent_at is None
+
+
+async def test_the_summarys_cancel_button_asks_first(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await fill_until_summary(chat)
+    await chat.press("r:summary:cancel")
+    assert payloads(chat) == ["r:discard:yes", "r:discard:no"]
+    await chat.send("/cancel")  # leaving the question keeps the report
+    assert "vẫn được giữ" in chat.said() and "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:cancel")
+    await chat.send("/report")
+    assert "r:resume:continue" in payloads(chat)
+    await chat.press("r:resume:continue")
+    assert "r:summary:confirm" in payloads(chat)
+    await chat.press("r:summary:cancel")
+    await chat.press("r:discard:yes")
+    await chat.press_payload("r:discard:no")
+    assert "không còn dùng được" in chat.said()
+    assert await reports(sessions) == []
+
+
+async def await_a_reason(sessions: SessionFactory, user_id: str, age: timedelta) -> None:
+    """A moderator's prompt for a reason, asked `age` ago in this person's chat."""
+    async with sessions() as session, session.begin():
+        [report] = (await session.exec(select(Report))).all()
+        person = (await session.exec(select(Person).where(Person.external_id == user_id))).one()
+        assert report.id is not None and person.id is not None
+        await expect_input(session, person.id, user_id, "reject", report.id, report.version)
+        prompt = await session.get(PendingInput, (person.id, user_id))
+        assert prompt is not None
+        prompt.created_at = datetime.now(UTC) - age
+
+
+async def test_cancel_leaves_a_moderators_prompt_before_the_draft(
+    chat: FakeChat, sessions: SessionFactory
+) -> None:
+    await fill_until_summary(chat)
+    await chat.press("r:summary:confirm")
+    await fill_until_photos(chat)
+    await await_a_reason(sessions, chat.user_id, timedelta(0))
+    await chat.send("/cancel")
+    assert chat.said() == "Đã hủy. Chưa có gì được gửi đi."
+    await chat.send("/cancel")
+    assert payloads(chat) == ["r:discard:yes", "r:discard:no"]
+    await chat.press("r:discard:no")
+    await await_a_reason(sessions, chat.user_id, timedelta(hours=1))
+    await chat.send("/cancel")  # the forgotten prompt is gone; /cancel means the draft
+    assert payloads(chat) == ["r:discard:yes", "r:discard:no"]
+
+
+async def test_help_tells_what_cancel_does_and_how_long_drafts_are_kept(
+    chat: FakeChat, services: Services
+) -> None:
+    await chat.send("/help")
+    hours = round(services.config.draft_ttl.total_seconds() / 3600)
+    assert f"giữ {hours} giờ" in chat.said() and "khi bạn xác nhận" in chat.said()
 
 
 async def test_help_and_language_at_any_step(chat: FakeChat) -> None:
@@ -344,7 +522,7 @@ async def test_unfinished_draft_resumes_or_restarts(chat: FakeChat) -> None:
     assert "ảnh" in chat.said()
     await chat.send("/report")
     await chat.press("r:resume:new")
-    assert "r:kind:individual" in [b.payload for o in chat.last for row in o.buttons for b in row]
+    assert "r:kind:individual" in payloads(chat)
 
 
 async def test_abandoned_draft_expires_with_a_notice(

@@ -142,6 +142,44 @@ async def test_report_with_album_document_and_contact(bot: Runtime, fake: FakeTe
     assert all(call.status == 200 for call in fake.calls_to("sendMessage"))
 
 
+async def test_cancel_in_an_edit_keeps_the_report_and_discarding_asks_first(
+    bot: Runtime, fake: FakeTelegram
+) -> None:
+    user = fake.user(user_id=2003)
+    await user.send_text("/report")
+    for press, text in (
+        ("r:kind:individual", "Hà Thị Hồng"),
+        ("r:group:farmer", "that khe"),
+        ("r:commune:6040", STORY),
+    ):
+        await user.wait_for_messages(1)
+        await user.press(press)
+        await user.wait_for_messages(1)
+        await user.send_text(text)
+    for press in ("r:photos:skip", "r:identity:anonymous", "r:summary:edit", "r:edit:reporter"):
+        await user.wait_for_messages(1)
+        await user.press(press)
+    for press in ("r:identity:named", "r:consent:yes"):
+        await user.wait_for_messages(1)
+        await user.press(press)
+    await user.wait_for_messages(1)
+    await user.send_text("Nguyễn Văn Minh")
+    [phone_question] = await user.wait_for_messages(1)
+    assert phone_question.reply_markup is not None and "keyboard" in phone_question.reply_markup
+    await user.send_text("/cancel")
+    undone, summary = await user.wait_for_messages(2)
+    assert "vẫn như trước" in (undone.plain_text or "")
+    assert undone.reply_markup == {"remove_keyboard": True}
+    assert "ẩn danh" in (summary.plain_text or "")
+    await user.press("✖️ Hủy")
+    assert "bỏ báo cáo" in await last_text(user)
+    await user.press("Có, bỏ báo cáo")
+    discarded, menu = await user.wait_for_messages(2)
+    assert "Đã bỏ báo cáo" in (discarded.plain_text or "")
+    assert "menu:report" in str(menu.reply_markup)
+    assert await stored_reports(bot) == []
+
+
 async def test_draft_survives_a_restart(
     settings: Settings, fake: FakeTelegram, tmp_path: Path
 ) -> None:

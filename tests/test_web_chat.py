@@ -135,6 +135,17 @@ async def test_sandbox_personas_are_separate_people(bot: Runtime) -> None:
         await citizen.close()
 
 
+async def test_sandbox_personas_are_greeted_without_their_role_as_a_name(bot: Runtime) -> None:
+    for persona in ("citizen", "moderator"):
+        tab = Browser(bot, persona=persona)
+        try:
+            await tab.open()
+            greeting = text_of(await tab.say("/start"))
+            assert greeting.startswith("Chào mừng bạn đến với Gương Sáng!"), greeting
+        finally:
+            await tab.close()
+
+
 async def test_production_web_chat_has_no_personas(settings: Settings) -> None:
     async with (
         FakeTelegram(time_scale=TEST_TIME_SCALE) as fake,

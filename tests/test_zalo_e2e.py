@@ -177,6 +177,26 @@ async def test_bad_inputs_get_clear_messages(settings: Settings, zalo: FakeZalo)
         assert "Họ và tên" in await user.reply(number_of(kind, "Cá nhân"))
 
 
+async def test_cancel_asks_before_discarding_and_understands_co_and_khong(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    async with running(zalo_settings(settings, zalo)) as runtime:
+        user = zalo.user("u-cancel")
+        await user.reply("/report")
+        await user.reply("1")
+        await user.reply("Hà Văn Tú")
+        question = await user.reply("/cancel")
+        assert "1. Có, bỏ báo cáo" in question and "2. Không, giữ lại" in question
+        await user.send_text("khong")
+        kept, group = await user.wait_for_messages(2)
+        assert "vẫn được giữ" in kept.text and "thuộc đối tượng nào" in group.text
+        await user.reply("/cancel")
+        await user.send_text("co")
+        assert "Đã bỏ báo cáo" in await _last(user)
+        assert "Chọn việc bạn muốn làm" in await user.reply("nong dan")
+        assert await reports(runtime) == []
+
+
 async def _last(user: ZaloUser) -> str:
     [message] = await user.wait_for_messages(1)
     return message.text

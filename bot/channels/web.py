@@ -372,23 +372,15 @@ class WebChatChannel:
         return self._inbound(chat_id, InboundKind.TEXT, text=text)
 
     def _inbound(self, chat_id: str, kind: InboundKind, **fields: Any) -> Inbound:
+        """Web visitors and sandbox personas have no name: a persona is a role, not a person."""
         return Inbound(
             channel=CHANNEL,
             chat_id=chat_id,
             user_id=chat_id,
             update_id=f"web-{uuid4().hex[:12]}",
             kind=kind,
-            display_name=self._display_name(chat_id),
             **fields,
         )
-
-    def _display_name(self, chat_id: str) -> str:
-        """Web visitors have no name; sandbox personas are called by their role."""
-        if not self.sandbox:
-            return ""
-        key = chat_id.rpartition(".")[2] if "." in chat_id else CITIZEN.key
-        persona = next((p for p in SANDBOX_PERSONAS if p.key == key), CITIZEN)
-        return self._translator(self._default_locale)(persona.label)
 
     async def _dispatch(self, inbound: Inbound) -> None:
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
