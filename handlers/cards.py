@@ -202,7 +202,9 @@ async def _people_lines(
         until = (
             report.claimed_until.astimezone(tz).strftime("%H:%M") if report.claimed_until else ""
         )
-        lines.append(fmt(_("🔒 Claimed by {name} until {until}"), name=_name(claimer), until=until))
+        lines.append(
+            fmt(_("🔒 Claimed by {name} until {until}"), name=person_name(claimer), until=until)
+        )
     if required > 1 and report.status in (ReportStatus.SUBMITTED, ReportStatus.CLAIMED):
         approvals = len(
             (
@@ -217,7 +219,7 @@ async def _people_lines(
         lines.append(
             fmt(
                 _("Decided by {name} at {time}"),
-                name=_name(decider),
+                name=person_name(decider),
                 time=report.decided_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
             )
         )
@@ -253,7 +255,8 @@ async def _duplicate_lines(
     return [fmt(_("⚠️ Possible duplicates: {list}"), list="; ".join(described))]
 
 
-def _name(person: Person | None) -> str:
+def person_name(person: Person | None) -> str:
+    """How moderators see a person: their name, else their channel and id."""
     if person is None:
         return "?"
     return person.display_name or f"{person.channel}:{person.external_id}"

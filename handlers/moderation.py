@@ -14,7 +14,7 @@ import structlog
 
 from handlers import notify
 from handlers.basics import main_menu
-from handlers.cards import Target, format_age, refresh_cards, send_card
+from handlers.cards import Target, format_age, person_name, refresh_cards, send_card
 from handlers.choices import match_choice
 from handlers.context import FlowContext, Translator
 from handlers.labels import ACTION_LABELS, GROUP_LABELS, STATUS_LABELS
@@ -496,7 +496,7 @@ async def _refuse(ctx: FlowContext, outcome: Outcome, action: Action) -> None:
     _ = ctx._
     refusal = outcome.refusal
     code = outcome.report.code if outcome.report else "?"
-    name = (outcome.other.display_name or "?") if outcome.other else "?"
+    name = person_name(outcome.other)
     if refusal is Refusal.NOT_ALLOWED:
         log.warning(
             "moderation.refused",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import NumberedMenu
@@ -22,11 +24,24 @@ async def remember_menu(
     await session.exec(
         insert.on_conflict_do_update(
             index_elements=["channel", "chat_id"],
-            set_={"options": insert.excluded.options, "updated_at": insert.excluded.updated_at},
+            set_={
+                "options": insert.excluded.options,
+                "superseded": False,
+                "updated_at": insert.excluded.updated_at,
+            },
         )
     )
 
 
-async def menu_of(session: AsyncSession, channel: str, chat_id: str) -> list[list[str]]:
-    menu = await session.get(NumberedMenu, (channel, chat_id))
-    return menu.options if menu else []
+async def supersede_menu(session: AsyncSession, channel: str, chat_id: str) -> None:
+    """A message without options went to the chat after its menu (see `superseded`)."""
+    await session.exec(
+        update(NumberedMenu)
+        .where(col(NumberedMenu.channel) == channel, col(NumberedMenu.chat_id) == chat_id)
+        .where(col(NumberedMenu.superseded).is_(False))
+        .values(superseded=True)
+    )
+
+
+async def menu_of(session: AsyncSession, channel: str, chat_id: str) -> NumberedMenu | None:
+    return await session.get(NumberedMenu, (channel, chat_id))

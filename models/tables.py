@@ -481,6 +481,10 @@ class NumberedMenu(SQLModel, table=True):
     chat_id: str = Field(max_length=64, primary_key=True)
     options: list[list[str]] = Field(sa_column=Column(JSON, nullable=False))
     """[label, payload] pairs, in the order shown."""
+    superseded: bool = False
+    """A later message without options was sent: its number still picks an option, but
+    words no longer do (they answer the later question: "cong" is a commune search, not
+    the group "Công nhân" of the menu before)."""
     updated_at: datetime = _timestamp()
 
 

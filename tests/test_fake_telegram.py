@@ -39,7 +39,9 @@ def png(width: int, height: int, color: str = "red") -> bytes:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(webhook_retry_delay=0.01) as server:
+    """Per-chat limits off (time_scale 0): these tests look at other rules; the limits have
+    their own test below."""
+    async with FakeTelegram(webhook_retry_delay=0.01, time_scale=0.0) as server:
         yield server
 
 
@@ -163,6 +165,26 @@ async def test_callback_data_over_64_bytes_is_rejected(bot: Bot) -> None:
     await bot.send_message(1001, "fits", reply_markup=fits)
     with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
         await bot.send_message(1001, "too big", reply_markup=too_big)
+
+
+async def test_each_chat_takes_a_short_burst_then_one_message_a_second() -> None:
+    async with (
+        FakeTelegram() as strict,
+        Bot(
+            TOKEN, base_url=f"{strict.base_url}/bot", base_file_url=f"{strict.base_url}/file/bot"
+        ) as sender,
+    ):
+        for _ in range(3):
+            await sender.send_message(1001, "burst")
+        with pytest.raises(RetryAfter) as raised:
+            await sender.send_message(1001, "one too many")
+        await sender.send_message(1002, "another chat is not held up")
+        for number in range(20):
+            await sender.send_message(-100777, f"group {number}")
+        with pytest.raises(RetryAfter):
+            await sender.send_message(-100777, "the twenty-first in a minute")
+    assert raised.value.retry_after in (1, dtm.timedelta(seconds=1))
+    assert strict.chat_limited == 2
 
 
 async def test_injected_429_raises_retry_after(

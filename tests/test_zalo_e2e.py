@@ -158,6 +158,23 @@ async def test_menu_answer_survives_a_restart(settings: Settings, zalo: FakeZalo
         assert "Tên của tập thể" in await user.reply("2")
 
 
+async def test_words_answer_the_latest_question_not_an_older_menu(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    """After the group menu comes the commune question: "nong" is a commune search there,
+    not the group "Nông dân" of the menu before (refused as an old choice); a number still
+    picks from the menu."""
+    async with running(zalo_settings(settings, zalo)):
+        user = zalo.user("u-words")
+        await user.reply("/report")
+        await user.reply("1")
+        groups = await user.reply("Lò Văn Páo")
+        assert "xã hoặc phường" in await user.reply(number_of(groups, "Nông dân"))
+        searched = await user.reply("nong")
+        assert "không còn dùng được" not in searched and "Nông dân" not in searched
+        assert "không còn dùng được" in await user.reply(number_of(groups, "Công nhân"))
+
+
 async def test_bad_inputs_get_clear_messages(settings: Settings, zalo: FakeZalo) -> None:
     async with running(zalo_settings(settings, zalo)):
         user = zalo.user("u-bad-inputs")

@@ -6,7 +6,8 @@ of an option (with or without diacritics), is then the press of that button; the
 never know the difference. The menu holds until a newer message offers options, as a
 Telegram button stays pressable under a later message: a number refers to the newest
 message that had options, and the flows refuse an answer that no longer fits their step
-(as they refuse an old button).
+(as they refuse an old button). Once a later message without options went out, only
+numbers pick from the menu: words answer the later question.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ def numbered(
     return "\n\n".join(part for part in (text, "\n".join(lines), hint) if part), options
 
 
-def choose(text: str, options: list[list[str]]) -> str | OutOfRange | None:
-    """The payload the reply picks: by number, or by the option's words; None if neither."""
+def choose(text: str, options: list[list[str]], words: bool = True) -> str | OutOfRange | None:
+    """The payload the reply picks: by number, or by the option's words (unless `words` is
+    false: a later question was asked); None if neither."""
     wanted = text.strip().rstrip(".)")
     if wanted.isascii() and wanted.isdecimal() and len(wanted) < 6:
         number = int(wanted)
         if 1 <= number <= len(options):
             return options[number - 1][1]
         return OutOfRange(number, len(options))
+    if not words:
+        return None
     return match_choice(text, [[Button(label, payload)] for label, payload in options])

@@ -35,7 +35,7 @@ from handlers.messages import (
     split_command,
 )
 from handlers.router import SessionFactory
-from models.menus import menu_of, remember_menu
+from models.menus import menu_of, remember_menu, supersede_menu
 from models.people import find_person
 from models.receipts import first_delivery
 from scheduler.dispatcher import DeliveryFailed
@@ -253,8 +253,10 @@ class ZaloChannel:
 
     async def _menu_choice(self, chat_id: str, text: str) -> str | OutOfRange | None:
         async with self._sessions() as session:
-            options = await menu_of(session, CHANNEL, chat_id)
-        return choose(text, options) if options else None
+            menu = await menu_of(session, CHANNEL, chat_id)
+        if menu is None or not menu.options:
+            return None
+        return choose(text, menu.options, words=not menu.superseded)
 
     async def _say_out_of_range(self, chat_id: str, choice: OutOfRange) -> None:
         translate = await self._translator(chat_id)
@@ -305,6 +307,9 @@ class ZaloChannel:
         """The plain text to send; its buttons, if any, become the chat's numbered menu."""
         text = to_plain(outbound.text)
         if not outbound.buttons:
+            if not outbound.bulk:
+                async with self._sessions() as session, session.begin():
+                    await supersede_menu(session, CHANNEL, outbound.chat_id)
             return text
         translate = await self._translator(outbound.chat_id)
         text, options = numbered(text, outbound.buttons, translate)
