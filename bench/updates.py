@@ -21,7 +21,9 @@ The fake Bot API server (`tests/fakes/telegram_api.py`) and the simulated users 
 this process; each bot under test runs in its own subprocess, polling the fake:
 
 - ``guongsang``: the real bot, ``python -m bot run``, on a fresh SQLite file in a temporary
-  directory (or ``--database-url``), with the flood and daily limits lifted;
+  directory (or ``--database-url``), with the flood and daily limits lifted, and Telegram's
+  per-chat limits off in the fake and in the bot (a user here answers at machine speed;
+  `bench/replies.py` measures replies at a human pace within those limits);
 - ``echo``: a bare python-telegram-bot ``Application`` (default settings, so updates are
   handled one at a time) that answers each text with the same text: the ceiling a
   python-telegram-bot bot can reach against this fake on this machine.
@@ -373,7 +375,7 @@ class BotUnderTest:
 
 async def measure(bot: BotUnderTest, args: argparse.Namespace, workdir: Path) -> Phase:
     phase = Phase(bot.label)
-    async with TimedFakeTelegram() as fake:
+    async with TimedFakeTelegram(time_scale=0.0) as fake:  # no per-chat limits: see above
         env = {**bot.env, "TELEGRAM_API_BASE_URL": fake.base_url}
         process = BotProcess(bot.label, bot.argv, env, workdir)
         try:
@@ -517,6 +519,8 @@ def bots_under_test(args: argparse.Namespace, workdir: Path) -> tuple[BotUnderTe
             "HTTP_PORT": str(free_port()),
             "MESSAGES_PER_MINUTE": "100000",
             "REPORTS_PER_DAY": "100000",
+            "TELEGRAM_CHAT_INTERVAL": "0",
+            "TELEGRAM_GROUP_INTERVAL": "0",
             "LOG_LEVEL": "WARNING",
         },
         script=report_script,

@@ -175,6 +175,19 @@ async def test_words_answer_the_latest_question_not_an_older_menu(
         assert "không còn dùng được" in await user.reply(number_of(groups, "Công nhân"))
 
 
+async def test_replies_refused_with_429_arrive_after_the_wait_in_order(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    async with running(zalo_settings(settings, zalo)):
+        user = zalo.user("u-429")
+        zalo.fail_next("sendMessage", status=429, retry_after=1)
+        await user.send_text("/help")
+        await user.send_text("/movements")
+        first, second = await user.wait_for_messages(2)
+        assert "/report" in first.text and "phong trào" in second.text.lower()
+        assert [call.status for call in zalo.calls_to("sendMessage")][:2] == [429, 200]
+
+
 async def test_bad_inputs_get_clear_messages(settings: Settings, zalo: FakeZalo) -> None:
     async with running(zalo_settings(settings, zalo)):
         user = zalo.user("u-bad-inputs")
