@@ -188,30 +188,34 @@ async def test_a_flood_gets_one_notice_then_normal_answers(
         await runtime.stop()
 
 
-async def brisk_report(user: FakeUser, pace: float, latencies: list[float]) -> int:
-    """One report at a brisk pace: every step answered before the next; returns the steps."""
+async def brisk_report(user: FakeUser, pace: float, latencies: dict[str, list[float]]) -> int:
+    """One report at a brisk pace: every step answered before the next; returns the steps.
 
-    async def step(action: object, replies: int = 1) -> None:
+    `latencies` collects, per kind of step, the seconds from the person's message to the
+    bot's answer ("album": its one acknowledgement waits for the album to end, by design).
+    """
+
+    async def step(kind: str, action: object, replies: int = 1) -> None:
         started_at = time.monotonic()
         await action  # type: ignore[misc]
         await user.wait_for_messages(replies)
-        latencies.append(time.monotonic() - started_at)
+        latencies.setdefault(kind, []).append(time.monotonic() - started_at)
         await asyncio.sleep(pace)
 
-    await step(user.send_text("/report"))
-    await step(user.press("r:kind:individual"))
-    await step(user.send_text("Hoàng Thị Lan"))
-    await step(user.press("Nông dân"))
-    await step(user.send_text("huu lung"))
-    await step(user.press("Xã Hữu Lũng"))
-    await step(user.send_text(STORY))
-    await step(user.send_album([jpeg(color="red"), jpeg(color="green")]))
-    await step(user.press("r:photos:done"))
-    await step(user.press("r:identity:anonymous"))
-    await step(user.press("r:summary:confirm"))
-    await step(user.send_text("/myreports"))
-    await step(user.send_text("/movements"))
-    await step(user.send_text("/help"))
+    await step("command", user.send_text("/report"))
+    await step("button", user.press("r:kind:individual"))
+    await step("text", user.send_text("Hoàng Thị Lan"))
+    await step("button", user.press("Nông dân"))
+    await step("text", user.send_text("huu lung"))
+    await step("button", user.press("Xã Hữu Lũng"))
+    await step("text", user.send_text(STORY))
+    await step("album", user.send_album([jpeg(color="red"), jpeg(color="green")]))
+    await step("button", user.press("r:photos:done"))
+    await step("button", user.press("r:identity:anonymous"))
+    await step("button", user.press("r:summary:confirm"))
+    await step("command", user.send_text("/myreports"))
+    await step("command", user.send_text("/movements"))
+    await step("command", user.send_text("/help"))
     return 15  # the album is two updates
 
 
@@ -222,7 +226,7 @@ async def test_a_brisk_hour_of_reporting_loses_no_reply(
     runtime = await bot_on(settings, strict, reports_per_day=10)
     try:
         user = strict.user(user_id=1204)
-        latencies: list[float] = []
+        latencies: dict[str, list[float]] = {}
         interactions = 0
         for _ in range(4):
             interactions += await brisk_report(user, SCALE, latencies)
@@ -232,9 +236,12 @@ async def test_a_brisk_hour_of_reporting_loses_no_reply(
         async with runtime.sessions() as session:
             kept = (await session.exec(select(OutboxMessage))).all()
         assert [row for row in kept if row.status != OutboxStatus.SENT] == []
+        answers = [
+            value for kind, values in latencies.items() if kind != "album" for value in values
+        ]
         print(
-            f"\n{interactions} interactions, p50 {statistics.median(latencies) * 1000:.0f} ms, "
-            f"max {max(latencies) * 1000:.0f} ms, 429s {strict.chat_limited}"
+            f"\n{interactions} interactions, p50 {statistics.median(answers) * 1000:.0f} ms, "
+            f"max {max(answers) * 1000:.0f} ms, 429s {strict.chat_limited}"
         )
     finally:
         await runtime.stop()
