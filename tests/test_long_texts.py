@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import Runtime
+from bot.channels.base import split_html
 from bot.settings import Settings
 from handlers.messages import Button, Outbound
 from tests.fakes.telegram_api import FakeTelegram
@@ -94,3 +95,8 @@ async def test_zalo_parts_never_cut_an_emoji_or_a_word(settings: Settings) -> No
     sent = [message.text for message in zalo.state.sent["u-9"]]
     assert len(sent) > 1 and all(utf16_units(part) <= 2000 for part in sent)
     assert " ".join(sent).split() == text.split()
+
+
+def test_no_part_is_left_with_nothing_to_show() -> None:
+    text = "<b>" + "a" * 4096 + " \n </b>"
+    assert split_html(text, 4096) == ["<b>" + "a" * 4096 + "</b>"]

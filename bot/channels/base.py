@@ -271,8 +271,8 @@ def _split(pieces: list[_Piece], limit: int) -> list[str]:
         open_tags = _still_open(open_tags, body)
         suffix = "".join(f"</{tag.tag}>" for tag in reversed(open_tags))
         chunks.append(prefix + "".join(piece.raw for piece in body) + suffix)
-        if resume >= len(pieces):
-            return chunks
+        if not "".join(piece.shown for piece in pieces[resume:]).strip():
+            return chunks  # nothing left to show (an empty message would be refused)
         start = resume
 
 
