@@ -429,7 +429,11 @@ def _build_zalo(settings: Settings, runtime: Runtime, handle: Any) -> ZaloChanne
         timedelta(hours=settings.media_url_valid_hours),
     )
     channel = ZaloChannel(
-        ZaloClient(settings.zalo_bot_token.get_secret_value(), settings.zalo_api_base_url),
+        ZaloClient(
+            settings.zalo_bot_token.get_secret_value(),
+            settings.zalo_api_base_url,
+            media_allowed_hosts=frozenset(settings.zalo_media_allowed_hosts),
+        ),
         handle,
         runtime.sessions,
         media_urls,

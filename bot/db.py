@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import sqlite_driver
+from bot.private_files import create_private_file, make_private_dirs
 from bot.settings import DEFAULT_DATABASE_URL, ConfigurationError
 
 MIGRATIONS = "models:migrations"
@@ -34,6 +36,7 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     # the pool instead of polling inside SQLite's busy handler (seconds of tail latency).
     kwargs.setdefault("pool_size", 1)
     kwargs.setdefault("max_overflow", 0)
+    _create_sqlite_file(url)
     [database], options = url.get_dialect()().create_connect_args(url)
     engine = create_async_engine(
         url,
@@ -76,8 +79,16 @@ def _sqlite_folder(url: URL) -> Path | None:
             f"DATABASE_URL names a file in {folder}, a folder that does not exist: "
             f"create it (mkdir -p {folder}) or correct DATABASE_URL."
         )
-    folder.mkdir(parents=True)
+    make_private_dirs(folder)
     return folder
+
+
+def _create_sqlite_file(url: URL) -> None:
+    """The database file, created readable by the bot's user only (SQLite would create it
+    world-readable); a folder that does not exist is left for the connection to report."""
+    if url.database and url.database != ":memory:" and not url.query.get("uri"):
+        with suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+            create_private_file(Path(url.database))
 
 
 async def _connect_once(database_url: str) -> None:
@@ -121,6 +132,9 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_sync(database_url: str, revision: str = "head") -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        _create_sqlite_file(url)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import imagehash
 from PIL import Image, ImageCms, ImageOps
 
+from bot.private_files import make_private_dirs
 from handlers.ports import MediaProblem, MediaRejected, StoredImage
 
 __all__ = ["ImageStore"]
@@ -268,7 +269,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     file already there holds the same bytes and is left alone."""
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:

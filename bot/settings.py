@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     zalo_webhook_url: str | None = None
     zalo_webhook_secret: SecretStr | None = None
     zalo_broadcast_rate: float = Field(default=5.0, gt=0)
+    zalo_media_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     public_base_url: str | None = None
     media_url_valid_hours: float = Field(default=72.0, gt=0)
 
@@ -88,7 +89,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("admin_ids", "web_allowed_origins", "publication_slots", mode="before")
+    @field_validator(
+        "admin_ids",
+        "web_allowed_origins",
+        "publication_slots",
+        "zalo_media_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):

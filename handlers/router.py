@@ -27,6 +27,7 @@ from handlers import (
     report,
     subscriptions,
 )
+from handlers.cards import moderation_chat
 from handlers.choices import match_choice
 from handlers.context import FlowContext, Services
 from handlers.flood import Verdict
@@ -34,6 +35,7 @@ from handlers.messages import Capabilities, Inbound, InboundKind, Outbound
 from handlers.ports import MediaProblem, StoredImage
 from handlers.uploads import receive_image
 from models.conversations import ConcurrentUpdate, save_conversation
+from models.moderation import MODERATORS
 from models.pending import clear_input
 from models.state import load_sender
 
@@ -169,6 +171,9 @@ PENDING_INPUT_TTL = timedelta(minutes=30)
 
 async def route(ctx: FlowContext) -> None:
     inbound = ctx.inbound
+    if inbound.in_group and not await _in_moderators_chat(ctx):
+        _refuse_outside_moderators_chat(ctx)
+        return
     if await _drop_abandoned_prompt(ctx) and inbound.command == "cancel":
         ctx.say(ctx._("Cancelled. Nothing was sent."))
         return
@@ -191,6 +196,28 @@ async def route(ctx: FlowContext) -> None:
         report.refuse_unsupported(ctx, basics.main_menu(ctx))
     else:
         await _route_idle_text(ctx)
+
+
+async def _in_moderators_chat(ctx: FlowContext) -> bool:
+    """Whether this group is the moderators' chat of its channel: no other group sees
+    moderation output (cards, queues, histories name reporters)."""
+    chat = await moderation_chat(ctx.session, ctx.services, ctx.inbound.channel)
+    return chat == ctx.inbound.chat_id
+
+
+def _refuse_outside_moderators_chat(ctx: FlowContext) -> None:
+    """In another group a pressed button, or a moderator's moderation command, is told
+    where moderation happens; anything else is not for the bot (silence, as elsewhere)."""
+    inbound = ctx.inbound
+    typed = inbound.command in GROUP_COMMANDS and bool(ctx.roles & MODERATORS)
+    if inbound.kind is InboundKind.BUTTON or (inbound.kind is InboundKind.COMMAND and typed):
+        ctx.say(
+            ctx._(
+                "Moderation happens only in the moderators' group or in your private chat "
+                "with the bot."
+            ),
+            toast=True,
+        )
 
 
 async def _route_idle_text(ctx: FlowContext) -> None:

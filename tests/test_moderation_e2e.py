@@ -500,3 +500,25 @@ async def test_cancel_abandons_a_prompt_and_needs_info_can_be_rejected(
     )
     assert code in rejected
     assert (await report(bot, code)).status == ReportStatus.REJECTED
+
+
+async def test_moderation_stays_out_of_other_groups(bot: Runtime, fake: FakeTelegram) -> None:
+    await make_moderator(bot, 522)
+    code = await submit_report(fake.user(user_id=2017), photos=0)
+    found = await report(bot, code)
+    village = fake.user(user_id=2018, chat_id=-100777, chat_title="Hội nông dân xã")
+    moderator = fake.user(user_id=522).in_chat(-100777)
+    await village.send_text("/queue")
+    await moderator.send_text("/queue")
+    [refusal] = await moderator.wait_for_messages(1)
+    assert "chỉ làm trong nhóm kiểm duyệt" in (refusal.plain_text or "")
+    await moderator.send_text(f"/history {code}")
+    await moderator.wait_for_messages(1)
+    opened = await press(fake, moderator, f"m:op:{found.id}:{found.content_version}", 1)
+    assert "chỉ làm trong nhóm kiểm duyệt" in opened
+    in_moderators_group = moderator.in_chat(GROUP)
+    await in_moderators_group.send_text("/queue")
+    assert code in await last_text(in_moderators_group)
+    leaked = [m.plain_text or "" for m in village.inbox]
+    assert len(leaked) == 2
+    assert not [text for text in leaked if code in text or "Nông Thị Hoa" in text]

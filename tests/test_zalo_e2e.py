@@ -52,6 +52,7 @@ def zalo_settings(settings: Settings, fake: FakeZalo, **overrides: object) -> Se
         **settings.model_dump(),
         "zalo_bot_token": TOKEN,
         "zalo_api_base_url": fake.base_url,
+        "zalo_media_allowed_hosts": "127.0.0.1",
         "http_port": port,
         "public_base_url": f"http://127.0.0.1:{port}",
         **overrides,

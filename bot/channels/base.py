@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import html
+import re
+import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
@@ -206,16 +210,150 @@ class ReplySender:
                 await self._keep_in_outbox(chat_id, kept, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """One indivisible piece of a message: a character, a character reference or a tag."""
+
+    raw: str
+    shown: str
+    """What the piece shows once parsed ("" for a tag)."""
+    tag: str = ""
+    """A tag's name, "/name" for a closing tag."""
+
+
+_HTML_PIECE = re.compile(r"<(/?)([A-Za-z][\w-]*)[^>]*>|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|\w+);|.", re.S)
+_JOINER = "\u200d"
+_REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+_EMOJI_TAGS = range(0xE0020, 0xE0080)
+
+
 def split_text(text: str, limit: int) -> list[str]:
-    """Cut text into messages of at most `limit` characters, at line breaks where possible."""
+    """Cut plain text into messages of at most `limit` UTF-16 code units.
+
+    Cuts at a line break, else at a space, when one lies in the second half of the
+    part; never inside a character's cluster (an emoji with its modifiers, a flag, a
+    letter with its combining marks).
+    """
+    return _split([_Piece(char, char) for char in text], limit)
+
+
+def split_html(text: str, limit: int) -> list[str]:
+    """Cut text in Telegram's HTML parse mode into messages of at most `limit` characters
+    as Telegram counts them: after parsing (tags show nothing, `&amp;` shows one
+    character), in UTF-16 code units. Never cuts inside a tag or a character reference;
+    a tag open at a cut is closed before it and opened again after it.
+    """
+    pieces = []
+    for match in _HTML_PIECE.finditer(text):
+        raw, closing, name = match.group(), match.group(1), match.group(2)
+        if name:
+            pieces.append(_Piece(raw, "", f"{closing}{name.lower()}"))
+        else:
+            pieces.append(_Piece(raw, html.unescape(raw)))
+    return _split(pieces, limit)
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _split(pieces: list[_Piece], limit: int) -> list[str]:
+    """Cut `pieces` into parts of at most `limit` UTF-16 code units shown."""
+    safe = _safe_cuts(pieces)
     chunks: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > limit // 2 else limit
-        chunks.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    chunks.append(text)
-    return chunks
+    open_tags: list[_Piece] = []
+    start = 0
+    while True:
+        end, resume = _next_cut(pieces, safe, start, limit)
+        body = pieces[start:end]
+        prefix = "".join(tag.raw for tag in open_tags)
+        open_tags = _still_open(open_tags, body)
+        suffix = "".join(f"</{tag.tag}>" for tag in reversed(open_tags))
+        chunks.append(prefix + "".join(piece.raw for piece in body) + suffix)
+        if not "".join(piece.shown for piece in pieces[resume:]).strip():
+            return chunks  # nothing left to show (an empty message would be refused)
+        start = resume
+
+
+def _next_cut(pieces: list[_Piece], safe: list[bool], start: int, limit: int) -> tuple[int, int]:
+    """Where the part from `start` ends, and where the next part begins.
+
+    The latest line break in the part's second half, else its latest space (either is
+    dropped, with the spaces after it), else the latest cut between two clusters.
+    """
+    used = 0
+    line_break = space = cluster = None
+    for index in range(start, len(pieces)):
+        piece = pieces[index]
+        if index > start and used * 2 > limit and safe[index]:
+            cluster = index
+            if piece.shown == "\n":
+                line_break = index
+            elif piece.shown.isspace():
+                space = index
+        used += _units(piece.shown)
+        if used > limit:
+            for gap in (line_break, space):
+                if gap is not None:
+                    return gap, _after_spaces(pieces, gap)
+            cut = cluster if cluster is not None else max(index, start + 1)
+            return cut, cut
+    return len(pieces), len(pieces)
+
+
+def _after_spaces(pieces: list[_Piece], index: int) -> int:
+    while index < len(pieces) and pieces[index].shown.isspace():
+        index += 1
+    return index
+
+
+def _safe_cuts(pieces: list[_Piece]) -> list[bool]:
+    """For each piece, whether a part may end just before it (not inside a cluster)."""
+    safe: list[bool] = []
+    previous = _Piece("", "")
+    flags = 0  # regional indicators in a row: a flag is a pair of them
+    for piece in pieces:
+        first = piece.shown[:1]
+        flag = bool(first) and ord(first) in _REGIONAL_INDICATORS
+        joined = (
+            _continues(first)
+            or previous.shown.endswith(_JOINER)
+            or (bool(previous.tag) and not previous.tag.startswith("/"))
+            or (flag and flags % 2 == 1)
+        )
+        safe.append(not joined)
+        flags = flags + 1 if flag else 0
+        previous = piece
+    return safe
+
+
+def _continues(char: str) -> bool:
+    """`char` belongs to the cluster before it (a mark, a joiner, a skin tone, an emoji tag)."""
+    if not char:
+        return False
+    code = ord(char)
+    return (
+        unicodedata.category(char).startswith("M")
+        or char == _JOINER
+        or code in _SKIN_TONES
+        or code in _EMOJI_TAGS
+    )
+
+
+def _still_open(open_tags: list[_Piece], body: list[_Piece]) -> list[_Piece]:
+    """The tags open after `body`, given those open before it."""
+    still = list(open_tags)
+    for piece in body:
+        if piece.tag.startswith("/"):
+            name = piece.tag[1:]
+            for index in range(len(still) - 1, -1, -1):
+                if still[index].tag == name:
+                    del still[index]
+                    break
+        elif piece.tag:
+            still.append(piece)
+    return still
 
 
 def secret_matches(request: web.Request, header: str, secret: str | None) -> bool:

@@ -40,7 +40,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_text
+from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_html
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_lean import LeanSender
@@ -356,7 +356,7 @@ class TelegramChannel:
     def api_calls(self, outbound: Outbound) -> int:
         """An album (or single photo) per ten photos, then the text's messages."""
         albums = -(-len(outbound.photos) // 10)
-        return albums + len(split_text(outbound.text, CAPABILITIES.max_text_length))
+        return albums + len(split_html(outbound.text, CAPABILITIES.max_text_length))
 
     async def send(self, outbound: Outbound) -> str:
         """Render `outbound` with the Bot API; returns the id of the last message sent.
@@ -395,7 +395,7 @@ class TelegramChannel:
     def _parts(self, outbound: Outbound) -> list[Callable[[], Awaitable[str]]]:
         """The calls that send `outbound`, in order; each returns a message id or ""."""
         albums = [outbound.photos[i : i + 10] for i in range(0, len(outbound.photos), 10)]
-        chunks = split_text(outbound.text, CAPABILITIES.max_text_length)
+        chunks = split_html(outbound.text, CAPABILITIES.max_text_length)
         parts: list[Callable[[], Awaitable[str]]] = [
             partial(self._send_album, outbound, album) for album in albums
         ]
@@ -410,7 +410,7 @@ class TelegramChannel:
             await self.application.bot.edit_message_text(
                 chat_id=outbound.chat_id,
                 message_id=int(outbound.edit_message_id),
-                text=split_text(outbound.text, CAPABILITIES.max_text_length)[0],
+                text=split_html(outbound.text, CAPABILITIES.max_text_length)[0],
                 parse_mode=ParseMode.HTML,
                 reply_markup=_markup(outbound),
                 disable_web_page_preview=True,

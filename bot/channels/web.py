@@ -30,6 +30,7 @@ from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 from bot.channels.base import InboundHandler, ReplySender
 from bot.channels.richtext import to_segments
 from bot.channels.web_assets import REVALIDATE, WebAssets
+from bot.private_files import make_private_dirs, write_private_file
 from handlers.context import Translator
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import (
@@ -486,8 +487,7 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
     path = data_dir / "web_chat_secret"
     if path.is_file():
         return path.read_bytes()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(data_dir)
     secret = secrets.token_bytes(32)
-    path.write_bytes(secret)
-    path.chmod(0o600)
+    write_private_file(path, secret)
     return secret
