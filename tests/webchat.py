@@ -45,7 +45,7 @@ class Browser:
         self.hello: dict[str, Any] = {}
 
     async def open(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.base}/chat") as page:
+        async with self.http.get(f"{self.base}/chat?as={self.persona}") as page:
             assert page.status == 200
         self.socket = await self.http.ws_connect(
             f"{self.base}/chat/ws?as={self.persona}", origin=self.base
