@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections import Counter
@@ -75,7 +74,6 @@ MAX_FRAME_BYTES = 64 * 1024
 UPLOAD_CHUNK = 64 * 1024
 TAB_REPLACED = 4001
 """Close code for a session's oldest socket when it opens one too many: the page stays quiet."""
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 log = structlog.get_logger(__name__)
 
@@ -461,13 +459,13 @@ class WebChatChannel:
     async def _on_media(self, request: web.Request) -> web.StreamResponse:
         """A photo of this session's conversation (transcript, reports, drafts); else 404."""
         sha256 = request.match_info["sha256"]
-        chat_id = await self._session_chat(request) if SHA256.fullmatch(sha256) else None
-        if chat_id is None or not await self._holds_photo(chat_id, sha256):
-            raise web.HTTPNotFound()
         try:
             path = self._media.path_of(sha256)
         except ValueError:
             raise web.HTTPNotFound() from None
+        chat_id = await self._session_chat(request)
+        if chat_id is None or not await self._holds_photo(chat_id, sha256):
+            raise web.HTTPNotFound()
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
