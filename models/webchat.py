@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, or_
+from sqlalchemy import Text, cast, delete, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -96,18 +96,22 @@ async def find_session(
 
 async def rotate_session(
     session: AsyncSession, row: WebSession, token: str, identity: str, now: datetime
-) -> WebSession:
-    """The same chat under a new token; the old token opens nothing any more."""
-    chat_id = row.chat_id
-    await session.delete(row)
-    await session.flush()
-    return await open_session(session, token, chat_id, identity, now)
+) -> bool:
+    """The same chat under a new token; the old token opens nothing any more.
+
+    False when a concurrent request rotated the old token first (two tabs at once): then
+    the cookie it set is the one to keep.
+    """
+    if not await _delete_sessions(session, [row.token_hash]):
+        return False
+    await open_session(session, token, row.chat_id, identity, now)
+    return True
 
 
 async def touch_session(session: AsyncSession, row: WebSession, now: datetime) -> None:
-    row.last_seen = now
-    session.add(row)
-    await session.flush()
+    await session.exec(
+        update(WebSession).where(col(WebSession.token_hash) == row.token_hash).values(last_seen=now)
+    )
 
 
 async def purge_idle_sessions(session: AsyncSession, idle_since: datetime) -> int:
@@ -122,8 +126,17 @@ async def _forget(session: AsyncSession, rows: Sequence[WebSession]) -> None:
     """Delete sessions and the transcripts of their chats (the chat and its `chat.persona`s)."""
     for row in rows:
         await session.exec(delete(WebMessage).where(_chat_or_persona(row.chat_id)))
-        await session.delete(row)
-    await session.flush()
+    await _delete_sessions(session, [row.token_hash for row in rows])
+
+
+async def _delete_sessions(session: AsyncSession, token_hashes: list[str]) -> int:
+    """Delete by statement, so that a row another request deleted first is no error."""
+    if not token_hashes:
+        return 0
+    result = await session.exec(
+        delete(WebSession).where(col(WebSession.token_hash).in_(token_hashes))
+    )
+    return int(result.rowcount)
 
 
 def _chat_or_persona(chat_id: str) -> Any:

@@ -216,6 +216,25 @@ async def test_switching_persona_rotates_the_session(bot: Runtime) -> None:
         await citizen.close()
 
 
+async def test_tabs_switching_persona_at_once_all_get_their_page(bot: Runtime) -> None:
+    tab = Browser(bot)
+    try:
+        await tab.open()
+        cookie = tab.cookie
+
+        async def switch(persona: str) -> int:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                http.cookie_jar.update_cookies({COOKIE: cookie})
+                async with http.get(f"{tab.base}/chat?as={persona}") as page:
+                    return page.status
+
+        personas = ["moderator", "citizen2", "subscriber", "admin"] * 3
+        assert set(await asyncio.gather(*map(switch, personas))) == {200}
+        assert await refused_socket(bot, cookie) == 403
+    finally:
+        await tab.close()
+
+
 async def test_a_role_granted_rotates_the_session_on_the_next_connection(bot: Runtime) -> None:
     tab = Browser(bot)
     try:

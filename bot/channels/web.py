@@ -13,6 +13,7 @@ machine; in production the web chat serves citizens only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -29,6 +30,7 @@ from uuid import uuid4
 
 import structlog
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import InboundHandler, ReplySender
@@ -309,8 +311,8 @@ class WebChatChannel:
                 await touch_session(session, row, now)
                 return Visit(row.chat_id, None)
             token = secrets.token_urlsafe(32)
-            await rotate_session(session, row, token, identity, now)
-            return Visit(row.chat_id, token)
+            rotated = await rotate_session(session, row, token, identity, now)
+            return Visit(row.chat_id, token if rotated else None)
 
     def _may_open_session(self, request: web.Request) -> bool:
         verdict = self._ip_guard.check(f"new:{self._client_ip(request)}", time.monotonic())
@@ -320,9 +322,11 @@ class WebChatChannel:
         """Who the session speaks as: the persona and its roles (granting a sandbox role)."""
         persona_chat = _persona_chat(chat_id, persona)
         if persona.role is not None:
-            await grant_role(
-                session, CHANNEL, persona_chat, persona.role, granted_by=SANDBOX_GRANTOR
-            )
+            with contextlib.suppress(IntegrityError):  # another tab granted it at the same time
+                async with session.begin_nested():
+                    await grant_role(
+                        session, CHANNEL, persona_chat, persona.role, granted_by=SANDBOX_GRANTOR
+                    )
         person = await find_person(session, CHANNEL, persona_chat)
         roles = await roles_of(session, person.id) if person and person.id else frozenset()
         return ":".join([persona.key, *sorted(roles)])
