@@ -274,6 +274,14 @@ async def test_an_idle_session_expires_with_its_transcript(bot: Runtime) -> None
         await tab.close()
 
 
+async def test_each_visit_renews_the_cookie_of_a_live_session(browser: Browser) -> None:
+    await browser.open()
+    cookie = browser.cookie
+    async with browser.http.get(f"{browser.base}/chat") as page:
+        renewed = page.cookies[COOKIE]
+    assert renewed.value == cookie and renewed["max-age"] == str(30 * 24 * 3600)
+
+
 async def test_the_cookie_is_secure_when_the_public_address_is_https(settings: Settings) -> None:
     async with (
         running_bot(settings, public_base_url="https://bot.example.gov.vn") as runtime,

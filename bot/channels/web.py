@@ -138,7 +138,8 @@ class Visit:
     chat_id: str
     """The session's chat (a sandbox persona's chat is `chat_id.persona`)."""
     token: str | None
-    """A new token for the cookie, when the session was opened or its token rotated."""
+    """The token for the cookie, set again on every visit so that an active session's cookie
+    lasts as long as the session; None when a concurrent request has just replaced it."""
 
 
 class SessionSigner:
@@ -309,10 +310,10 @@ class WebChatChannel:
             identity = await self._identity(session, row.chat_id, persona)
             if identity == row.identity:
                 await touch_session(session, row, now)
-                return Visit(row.chat_id, None)
-            token = secrets.token_urlsafe(32)
-            rotated = await rotate_session(session, row, token, identity, now)
-            return Visit(row.chat_id, token if rotated else None)
+                return Visit(row.chat_id, token)
+            new_token = secrets.token_urlsafe(32)
+            rotated = await rotate_session(session, row, new_token, identity, now)
+            return Visit(row.chat_id, new_token if rotated else None)
 
     def _may_open_session(self, request: web.Request) -> bool:
         verdict = self._ip_guard.check(f"new:{self._client_ip(request)}", time.monotonic())
