@@ -114,12 +114,10 @@ async def touch_session(session: AsyncSession, row: WebSession, now: datetime) -
     )
 
 
-async def purge_idle_sessions(session: AsyncSession, idle_since: datetime) -> int:
+async def purge_idle_sessions(session: AsyncSession, idle_since: datetime) -> None:
     """Forget up to PURGE_BATCH sessions idle since before `idle_since`, with their transcripts."""
     query = select(WebSession).where(col(WebSession.last_seen) < idle_since).limit(PURGE_BATCH)
-    rows = list((await session.exec(query)).all())
-    await _forget(session, rows)
-    return len(rows)
+    await _forget(session, list((await session.exec(query)).all()))
 
 
 async def _forget(session: AsyncSession, rows: Sequence[WebSession]) -> None:

@@ -258,11 +258,7 @@ async def test_an_idle_session_expires_with_its_transcript(bot: Runtime) -> None
         await tab.open()
         await tab.say("/start")
         expired = tab.cookie
-        long_ago = utcnow() - timedelta(days=bot.settings.web_session_idle_days, minutes=1)
-        async with bot.sessions() as session, session.begin():
-            [web_session] = (await session.exec(select(WebSession))).all()
-            web_session.last_seen = long_ago
-            session.add(web_session)
+        [web_session] = await leave_idle(bot)
         assert await refused_socket(bot, expired) == 403
         await tab.socket.close()  # type: ignore[union-attr]
         hello = await tab.open()
@@ -280,6 +276,33 @@ async def test_each_visit_renews_the_cookie_of_a_live_session(browser: Browser) 
     async with browser.http.get(f"{browser.base}/chat") as page:
         renewed = page.cookies[COOKIE]
     assert renewed.value == cookie and renewed["max-age"] == str(30 * 24 * 3600)
+
+
+async def leave_idle(bot: Runtime) -> list[WebSession]:
+    """Make every session look unused for a minute longer than WEB_SESSION_IDLE_DAYS."""
+    long_ago = utcnow() - timedelta(days=bot.settings.web_session_idle_days, minutes=1)
+    async with bot.sessions() as session, session.begin():
+        rows = list((await session.exec(select(WebSession))).all())
+        for row in rows:
+            row.last_seen = long_ago
+            session.add(row)
+    return rows
+
+
+async def test_idle_sessions_are_purged_when_newcomers_arrive(bot: Runtime) -> None:
+    idle = Browser(bot)
+    await idle.open()
+    await idle.say("/start")
+    await idle.close()
+    await leave_idle(bot)
+    newcomer = Browser(bot)
+    try:
+        await newcomer.open()
+        async with bot.sessions() as session:
+            assert (await session.exec(select(WebMessage))).all() == []
+            assert len((await session.exec(select(WebSession))).all()) == 1
+    finally:
+        await newcomer.close()
 
 
 async def test_the_cookie_is_secure_when_the_public_address_is_https(settings: Settings) -> None:
