@@ -23,7 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import db
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel, build_application
-from bot.channels.web import SANDBOX_GRANTOR, WebChatChannel, load_or_create_secret
+from bot.channels.web import (
+    SANDBOX_GRANTOR,
+    WebChatChannel,
+    WebChatPolicy,
+    load_or_create_secret,
+)
 from bot.channels.zalo import ZaloChannel
 from bot.channels.zalo_api import ZaloClient
 from bot.i18n import load_translations
@@ -368,9 +373,16 @@ def _build_web_chat(
         secret=_server_secret(settings),
         default_locale=settings.default_locale,
         sandbox=sandbox,
-        allowed_origins=settings.web_allowed_origins,
-        cookie_secure=settings.web_cookie_secure,
-        per_ip_per_minute=settings.messages_per_minute * 10,
+        policy=WebChatPolicy(
+            allowed_origins=tuple(settings.web_allowed_origins),
+            cookie_secure=settings.cookie_secure,
+            per_ip_per_minute=settings.messages_per_minute * 10,
+            session_idle=timedelta(days=settings.web_session_idle_days),
+            transcript_limit=settings.web_transcript_limit,
+            sockets_per_session=settings.web_sockets_per_session,
+            sockets_per_address=settings.web_sockets_per_address,
+            trusted_proxies=tuple(settings.trusted_proxies),
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +20,8 @@ from aiohttp import web
 from handlers.ports import MediaStore
 
 ROUTE = "/media/{expires}/{signature}/{sha256}.jpg"
+EXPIRES = re.compile(r"[0-9]{1,12}")
+"""Unix seconds: twelve digits last until the year 33658."""
 KEY_LABEL = b"gs-media-urls"
 
 
@@ -49,19 +52,22 @@ class MediaUrls:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def valid(self, sha256: str, expires: str, signature: str) -> bool:
-        if not (expires.isascii() and expires.isdecimal()) or int(expires) < self._clock():
+        """Whether an address whose expiry matches EXPIRES is signed and not expired."""
+        if int(expires) < self._clock():
             return False
         expected = self._signature(sha256, int(expires))
         return hmac.compare_digest(signature.encode(), expected.encode())
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        sha256 = request.match_info["sha256"]
-        if not self.valid(sha256, request.match_info["expires"], request.match_info["signature"]):
-            raise web.HTTPForbidden()
+        sha256, expires = request.match_info["sha256"], request.match_info["expires"]
         try:
             path = self._media.path_of(sha256)
         except ValueError:
             raise web.HTTPNotFound() from None
+        if not EXPIRES.fullmatch(expires):
+            raise web.HTTPNotFound()
+        if not self.valid(sha256, expires, request.match_info["signature"]):
+            raise web.HTTPForbidden()
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})

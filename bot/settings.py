@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +21,10 @@ DATABASE_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosql
 """The one async driver the bot speaks for each database."""
 FREE_BROADCAST_RATE = 30.0
 """Telegram's bulk limit per bot without paid broadcasts (messages per second)."""
+EMBEDDING_ORIGIN = re.compile(
+    r"https://[A-Za-z0-9.-]+(:\d{1,5})?|http://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
+)
+"""A portal that may embed the web chat: HTTPS, or plain HTTP on this machine for development."""
 
 
 class ConfigurationError(SystemExit):
@@ -77,7 +83,15 @@ class Settings(BaseSettings):
     sandbox: bool = False
     web_chat_secret: SecretStr | None = None
     web_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    web_cookie_secure: bool = False
+    web_cookie_secure: bool | None = None
+    """Unset: Secure whenever the public address (PUBLIC_BASE_URL, else a webhook) is HTTPS."""
+    web_session_idle_days: float = Field(default=30.0, gt=0)
+    web_transcript_limit: int = Field(default=500, ge=10)
+    web_sockets_per_session: int = Field(default=5, ge=1)
+    web_sockets_per_address: int = Field(default=50, ge=1)
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
 
     draft_ttl_hours: float = 48.0
     reports_per_day: int = 5
@@ -101,6 +115,32 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("web_allowed_origins")
+    @classmethod
+    def _embedding_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not EMBEDDING_ORIGIN.fullmatch(origin.rstrip("/")):
+                raise ValueError(
+                    f"{origin!r} may not embed the chat: list each portal as https://host "
+                    "(plain http:// only for localhost or 127.0.0.1, never *)"
+                )
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for part in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                networks.append(ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an address or a network, e.g. 127.0.0.1 or 10.0.0.0/8"
+                ) from None
+        return networks
 
     @field_validator("admin_ids")
     @classmethod
@@ -160,6 +200,14 @@ class Settings(BaseSettings):
                 "TELEGRAM_PAID_BROADCAST=true (Telegram's paid broadcasts, up to 1000/s)"
             )
         return self
+
+    @property
+    def cookie_secure(self) -> bool:
+        """WEB_COOKIE_SECURE, else whether people reach this server over HTTPS."""
+        if self.web_cookie_secure is not None:
+            return self.web_cookie_secure
+        public = self.public_base_url or self.zalo_webhook_url or self.telegram_webhook_url
+        return (public or "").startswith("https://")
 
     @property
     def telegram_webhook_mode(self) -> bool:

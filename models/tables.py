@@ -361,6 +361,21 @@ class WebMessage(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
+class WebSession(SQLModel, table=True):
+    """A browser's session of the web chat: the cookie's token (hashed) names its chat.
+
+    The token changes whenever the identity behind it does (`identity`: persona and roles),
+    and a session idle for WEB_SESSION_IDLE_DAYS is forgotten with its transcript.
+    """
+
+    __tablename__ = "web_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    chat_id: str = Field(max_length=64, index=True)
+    identity: str = Field(default="", max_length=256)
+    last_seen: datetime = _timestamp(index=True)
+
+
 Index("ix_outbox_due", col(OutboxMessage.status), col(OutboxMessage.next_attempt_at))
 Index("ix_outbox_broadcast", col(OutboxMessage.broadcast_id), col(OutboxMessage.status))
 

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from bot.app import Runtime, build_runtime
+from bot.channels.web import COOKIE
 from bot.settings import Settings
 
 
@@ -45,7 +47,7 @@ class Browser:
         self.hello: dict[str, Any] = {}
 
     async def open(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.base}/chat") as page:
+        async with self.http.get(f"{self.base}/chat?as={self.persona}") as page:
             assert page.status == 200
         self.socket = await self.http.ws_connect(
             f"{self.base}/chat/ws?as={self.persona}", origin=self.base
@@ -80,6 +82,15 @@ class Browser:
             headers={"Origin": self.base},
         ) as response:
             return response.status
+
+    async def get(self, path: str) -> int:
+        """The status of a GET of `path` with this browser's cookie."""
+        async with self.http.get(f"{self.base}{path}") as response:
+            return response.status
+
+    @property
+    def cookie(self) -> str:
+        return self.http.cookie_jar.filter_cookies(URL(f"{self.base}/chat"))[COOKIE].value
 
     async def close(self) -> None:
         if self.socket is not None:

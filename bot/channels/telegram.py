@@ -41,6 +41,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_html
+from bot.channels.json_body import json_object
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_lean import LeanSender
@@ -198,9 +199,12 @@ class TelegramChannel:
         if not secret_matches(request, WEBHOOK_SECRET_HEADER, self._webhook_secret):
             log.warning("telegram.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
+        body = await json_object(request)
+        if body is None:
+            return web.Response(status=400)
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
-        except (ValueError, TypeError, KeyError):
+            update = Update.de_json(body, self.application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return web.Response(status=400)
         await self.application.update_queue.put(update)
         return web.Response()

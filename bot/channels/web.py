@@ -13,19 +13,25 @@ machine; in production the web chat serves citizens only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import structlog
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import InboundHandler, ReplySender
 from bot.channels.richtext import to_segments
@@ -44,9 +50,19 @@ from handlers.messages import (
 from handlers.ports import MediaStore
 from handlers.router import SessionFactory
 from handlers.text import N_
-from models.people import find_person, grant_role
-from models.tables import Role, WebMessage
-from models.webchat import append_message, edit_message, recent_messages
+from models.people import find_person, grant_role, roles_of
+from models.tables import Role, WebMessage, utcnow
+from models.webchat import (
+    append_message,
+    chats_hold_photo,
+    edit_message,
+    find_session,
+    open_session,
+    purge_idle_sessions,
+    recent_messages,
+    rotate_session,
+    touch_session,
+)
 
 CHANNEL = "web"
 CAPABILITIES = Capabilities(
@@ -55,11 +71,12 @@ CAPABILITIES = Capabilities(
 COOKIE = "gs_session"
 SANDBOX_GRANTOR = "sandbox"
 """Roles granted to sandbox personas carry this mark, and are revoked outside the sandbox."""
-COOKIE_MAX_AGE = 365 * 24 * 3600
 PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_TEXT_CHARS = 4096
 MAX_FRAME_BYTES = 64 * 1024
 UPLOAD_CHUNK = 64 * 1024
+TAB_REPLACED = 4001
+"""Close code for a session's oldest socket when it opens one too many: the page stays quiet."""
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +116,31 @@ UI_TEXTS = {
     "remove": N_("Remove photo"),
     "send_photos": N_("Send photos ({count})"),
     "cancel": N_("Cancel"),
+    "replaced": N_("This chat is open in other tabs. Reload the page to continue here."),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class WebChatPolicy:
+    """What the web chat trusts and how much one browser or address may hold."""
+
+    allowed_origins: tuple[str, ...] = ()
+    cookie_secure: bool = False
+    per_ip_per_minute: int = 300
+    session_idle: timedelta = timedelta(days=30)
+    transcript_limit: int = 500
+    sockets_per_session: int = 5
+    sockets_per_address: int = 50
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    chat_id: str
+    """The session's chat (a sandbox persona's chat is `chat_id.persona`)."""
+    token: str | None
+    """The token for the cookie, set again on every visit so that an active session's cookie
+    lasts as long as the session; None when a concurrent request has just replaced it."""
 
 
 class SessionSigner:
@@ -138,9 +179,7 @@ class WebChatChannel:
         secret: bytes,
         default_locale: str,
         sandbox: bool,
-        allowed_origins: list[str],
-        cookie_secure: bool,
-        per_ip_per_minute: int,
+        policy: WebChatPolicy,
     ) -> None:
         self._handle = handle
         self._sessions = sessions
@@ -149,10 +188,14 @@ class WebChatChannel:
         self._signer = SessionSigner(secret)
         self._default_locale = default_locale
         self.sandbox = sandbox
-        self._allowed_origins = {origin.rstrip("/") for origin in allowed_origins}
-        self._cookie_secure = cookie_secure
-        self._ip_guard = FloodGuard(per_ip_per_minute)
+        self._policy = policy
+        self._allowed_origins = {origin.rstrip("/") for origin in policy.allowed_origins}
+        self._ip_guard = FloodGuard(policy.per_ip_per_minute)
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        """Open sockets by the chat they show, for pushing messages."""
+        self._tabs: dict[str, list[web.WebSocketResponse]] = {}
+        """Open sockets by session, oldest first."""
+        self._per_address: Counter[str] = Counter()
         self._replies = ReplySender(self.send)
         self._assets = WebAssets(PAGE_DIR)
 
@@ -182,17 +225,13 @@ class WebChatChannel:
     # ---- the page ------------------------------------------------------------
 
     async def _on_page(self, request: web.Request) -> web.Response:
-        new_session = self._signer.verify(request.cookies.get(COOKIE)) is None
-        if (
-            new_session
-            and self._ip_guard.check(f"new:{_client_ip(request)}", time.monotonic())
-            is not Verdict.ALLOW
-        ):
+        visit = await self._visit(request, may_open=True)
+        if visit is None:
             return web.Response(status=429, text="Too many new sessions")
         response = self._assets.page.respond(request, REVALIDATE)
         response.headers.update(self._security_headers())
-        if new_session:
-            self._set_cookie(response, secrets.token_urlsafe(18))
+        if visit.token is not None:
+            self._set_cookie(response, visit.token)
         return response
 
     def _security_headers(self) -> dict[str, str]:
@@ -206,14 +245,14 @@ class WebChatChannel:
             "Referrer-Policy": "no-referrer",
         }
 
-    def _set_cookie(self, response: web.StreamResponse, session_id: str) -> None:
+    def _set_cookie(self, response: web.StreamResponse, token: str) -> None:
         embedded_elsewhere = bool(self._allowed_origins)
         response.set_cookie(
             COOKIE,
-            self._signer.sign(session_id),
-            max_age=COOKIE_MAX_AGE,
+            self._signer.sign(token),
+            max_age=int(self._policy.session_idle.total_seconds()),
             httponly=True,
-            secure=self._cookie_secure or embedded_elsewhere,
+            secure=self._policy.cookie_secure or embedded_elsewhere,
             samesite="None" if embedded_elsewhere else "Lax",
             path="/chat",
         )
@@ -241,40 +280,108 @@ class WebChatChannel:
         wanted = request.query.get("as", CITIZEN.key)
         return next((p for p in SANDBOX_PERSONAS if p.key == wanted), CITIZEN)
 
-    def _chat_id(self, request: web.Request) -> str | None:
-        """The chat of this browser session and persona; None when the request is not trusted."""
-        session_id = self._signer.verify(request.cookies.get(COOKIE))
-        if session_id is None or not self._origin_allowed(request):
-            return None
+    def _client_ip(self, request: web.Request) -> str:
+        return client_ip(
+            request.remote,
+            request.headers.getall("X-Forwarded-For", []),
+            self._policy.trusted_proxies,
+        )
+
+    async def _visit(self, request: web.Request, *, may_open: bool) -> Visit | None:
+        """The cookie's live session, opened or rotated as needed; None when there is none.
+
+        A sandbox persona's role is granted here, and whenever the persona or the roles
+        behind the session change, the session gets a new token: a token seen before the
+        change (a planted or leaked cookie) opens nothing afterwards.
+        """
         persona = self._persona(request)
-        return session_id if persona is CITIZEN else f"{session_id}.{persona.key}"
+        token = self._signer.verify(request.cookies.get(COOKIE))
+        now = utcnow()
+        idle_since = now - self._policy.session_idle
+        async with self._sessions() as session, session.begin():
+            row = None if token is None else await find_session(session, token, idle_since)
+            if row is None:
+                if not may_open or not self._may_open_session(request):
+                    return None
+                await purge_idle_sessions(session, idle_since)
+                chat_id, token = secrets.token_urlsafe(18), secrets.token_urlsafe(32)
+                identity = await self._identity(session, chat_id, persona)
+                await open_session(session, token, chat_id, identity, now)
+                return Visit(chat_id, token)
+            identity = await self._identity(session, row.chat_id, persona)
+            if identity == row.identity:
+                await touch_session(session, row, now)
+                return Visit(row.chat_id, token)
+            new_token = secrets.token_urlsafe(32)
+            rotated = await rotate_session(session, row, new_token, identity, now)
+            return Visit(row.chat_id, new_token if rotated else None)
+
+    def _may_open_session(self, request: web.Request) -> bool:
+        verdict = self._ip_guard.check(f"new:{self._client_ip(request)}", time.monotonic())
+        return verdict is Verdict.ALLOW
+
+    async def _identity(self, session: AsyncSession, chat_id: str, persona: Persona) -> str:
+        """Who the session speaks as: the persona and its roles (granting a sandbox role)."""
+        persona_chat = _persona_chat(chat_id, persona)
+        if persona.role is not None:
+            with contextlib.suppress(IntegrityError):  # another tab granted it at the same time
+                async with session.begin_nested():
+                    await grant_role(
+                        session, CHANNEL, persona_chat, persona.role, granted_by=SANDBOX_GRANTOR
+                    )
+        person = await find_person(session, CHANNEL, persona_chat)
+        roles = await roles_of(session, person.id) if person and person.id else frozenset()
+        return ":".join([persona.key, *sorted(roles)])
+
+    async def _session_chat(self, request: web.Request) -> str | None:
+        """The live session's chat, without opening, rotating or touching it."""
+        token = self._signer.verify(request.cookies.get(COOKIE))
+        if token is None:
+            return None
+        async with self._sessions() as session, session.begin():
+            row = await find_session(session, token, utcnow() - self._policy.session_idle)
+        return None if row is None else row.chat_id
 
     # ---- the socket ----------------------------------------------------------
 
     async def _on_socket(self, request: web.Request) -> web.StreamResponse:
-        chat_id = self._chat_id(request)
-        if chat_id is None:
+        if not self._origin_allowed(request):
+            return web.Response(status=403, text="Forbidden")
+        address = self._client_ip(request)
+        if self._per_address[address] >= self._policy.sockets_per_address:
+            return web.Response(status=429, text="Too many connections from this address")
+        self._per_address[address] += 1
+        try:
+            return await self._serve_socket(request)
+        finally:
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+
+    async def _serve_socket(self, request: web.Request) -> web.StreamResponse:
+        visit = await self._visit(request, may_open=False)
+        if visit is None:
             return web.Response(status=403, text="Forbidden")
         persona = self._persona(request)
-        if persona.role is not None:
-            await self._grant_sandbox_role(chat_id, persona.role)
+        chat_id = _persona_chat(visit.chat_id, persona)
         socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+        if visit.token is not None:
+            self._set_cookie(socket, visit.token)
         await socket.prepare(request)
+        tabs = self._tabs.setdefault(visit.chat_id, [])
+        tabs.append(socket)
         self._sockets.setdefault(chat_id, set()).add(socket)
         try:
+            while len(tabs) > self._policy.sockets_per_session:
+                await tabs.pop(0).close(code=TAB_REPLACED, message=b"opened in other tabs")
             await socket.send_json(await self._hello(chat_id, persona))
             async for frame in socket:
                 if frame.type is WSMsgType.TEXT:
                     await self._on_frame(request, socket, chat_id, frame.data)
         finally:
-            self._sockets[chat_id].discard(socket)
-            if not self._sockets[chat_id]:
-                del self._sockets[chat_id]
+            _discard(self._sockets, chat_id, socket)
+            _discard(self._tabs, visit.chat_id, socket)
         return socket
-
-    async def _grant_sandbox_role(self, chat_id: str, role: Role) -> None:
-        async with self._sessions() as session, session.begin():
-            await grant_role(session, CHANNEL, chat_id, role, granted_by=SANDBOX_GRANTOR)
 
     async def _hello(self, chat_id: str, persona: Persona) -> dict[str, Any]:
         async with self._sessions() as session:
@@ -298,7 +405,7 @@ class WebChatChannel:
         self, request: web.Request, socket: web.WebSocketResponse, chat_id: str, data: str
     ) -> None:
         if (
-            self._ip_guard.check(f"msg:{_client_ip(request)}", time.monotonic())
+            self._ip_guard.check(f"msg:{self._client_ip(request)}", time.monotonic())
             is not Verdict.ALLOW
         ):
             await socket.send_json({"type": "throttled"})
@@ -306,7 +413,7 @@ class WebChatChannel:
         try:
             frame = json.loads(data)
             kind = frame["type"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             await socket.send_json({"type": "error", "reason": "bad frame"})
             return
         if kind == "text" and isinstance(frame.get("text"), str):
@@ -325,11 +432,12 @@ class WebChatChannel:
     # ---- uploads and media ---------------------------------------------------
 
     async def _on_upload(self, request: web.Request) -> web.Response:
-        chat_id = self._chat_id(request)
-        if chat_id is None:
+        session_chat = await self._session_chat(request) if self._origin_allowed(request) else None
+        if session_chat is None:
             return web.json_response({"ok": False}, status=403)
+        chat_id = _persona_chat(session_chat, self._persona(request))
         if (
-            self._ip_guard.check(f"msg:{_client_ip(request)}", time.monotonic())
+            self._ip_guard.check(f"msg:{self._client_ip(request)}", time.monotonic())
             is not Verdict.ALLOW
         ):
             return web.json_response({"ok": False, "reason": "throttled"}, status=429)
@@ -355,13 +463,24 @@ class WebChatChannel:
         return web.json_response({"ok": True})
 
     async def _on_media(self, request: web.Request) -> web.StreamResponse:
+        """A photo of this session's conversation (transcript, reports, drafts); else 404."""
+        sha256 = request.match_info["sha256"]
         try:
-            path = self._media.path_of(request.match_info["sha256"])
+            path = self._media.path_of(sha256)
         except ValueError:
             raise web.HTTPNotFound() from None
+        chat_id = await self._session_chat(request)
+        if chat_id is None or not await self._holds_photo(chat_id, sha256):
+            raise web.HTTPNotFound()
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+    async def _holds_photo(self, chat_id: str, sha256: str) -> bool:
+        personas = SANDBOX_PERSONAS if self.sandbox else (CITIZEN,)
+        chats = [_persona_chat(chat_id, persona) for persona in personas]
+        async with self._sessions() as session:
+            return await chats_hold_photo(session, chats, sha256)
 
     # ---- inbound -------------------------------------------------------------
 
@@ -393,7 +512,9 @@ class WebChatChannel:
     async def _remember_user(self, chat_id: str, text: str) -> None:
         payload = {"segments": [{"text": text, "styles": []}], "buttons": [], "photos": []}
         async with self._sessions() as session, session.begin():
-            await append_message(session, chat_id, payload, from_bot=False)
+            await append_message(
+                session, chat_id, payload, from_bot=False, keep=self._policy.transcript_limit
+            )
 
     # ---- outbound ------------------------------------------------------------
 
@@ -409,7 +530,13 @@ class WebChatChannel:
             return await self._edit(outbound)
         payload = _payload(outbound)
         async with self._sessions() as session, session.begin():
-            stored = await append_message(session, outbound.chat_id, payload, from_bot=True)
+            stored = await append_message(
+                session,
+                outbound.chat_id,
+                payload,
+                from_bot=True,
+                keep=self._policy.transcript_limit,
+            )
         frame = {"type": "message", "message": _render_stored(stored), "prefill": outbound.prefill}
         for socket in list(self._sockets.get(outbound.chat_id, ())):
             if not socket.closed:
@@ -446,12 +573,43 @@ def _payload(outbound: Outbound) -> dict[str, Any]:
     }
 
 
-def _client_ip(request: web.Request) -> str:
-    """The browser's address: behind a proxy on this machine, the one it forwards."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and request.remote in ("127.0.0.1", "::1"):
-        return forwarded.split(",")[0].strip()
-    return request.remote or "?"
+def _persona_chat(chat_id: str, persona: Persona) -> str:
+    return chat_id if persona is CITIZEN else f"{chat_id}.{persona.key}"
+
+
+def _discard(registry: dict[str, Any], key: str, socket: web.WebSocketResponse) -> None:
+    """Forget a closed socket, and its key once it holds none."""
+    sockets = registry.get(key)
+    if sockets is None:
+        return
+    if socket in sockets:
+        sockets.remove(socket)
+    if not sockets:
+        del registry[key]
+
+
+def client_ip(
+    peer: str | None, forwarded: list[str], trusted: tuple[IPv4Network | IPv6Network, ...]
+) -> str:
+    """The browser's address: the peer, unless it is one of our TRUSTED_PROXIES.
+
+    Then X-Forwarded-For is read from the right (each proxy appends the address it saw),
+    skipping our own proxies: the first other entry is the one our proxies vouch for; the
+    entries left of it are whatever the browser claimed.
+    """
+    address = peer or "?"
+    hops = [hop.strip() for header in forwarded for hop in header.split(",")]
+    while _trusted(address, trusted) and hops:
+        address = hops.pop()
+    return address
+
+
+def _trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in trusted)
 
 
 def _render_stored(message: WebMessage) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_text
+from bot.channels.json_body import json_object
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
@@ -132,11 +133,7 @@ class ZaloChannel:
         if not secret_matches(request, WEBHOOK_SECRET_HEADER, self._webhook_secret):
             log.warning("zalo.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
-        try:
-            body = await request.json()
-        except ValueError:
-            return web.Response(status=400)
-        update = _unwrapped(body)
+        update = _unwrapped(await json_object(request))
         if update is None:
             return web.Response(status=400)
         await self._accept(update)

@@ -13,6 +13,7 @@
   const tray = document.getElementById("tray");
   const previews = document.getElementById("previews");
   const MAX_EDGE = 2560;
+  const TAB_REPLACED = 4001; // the server closed this tab: the chat is open in newer ones
   const JPEG_QUALITY = 0.85;
   const KEEP_BELOW_BYTES = 1024 * 1024;
   let ui = {};
@@ -154,7 +155,11 @@
       for (const frame of queue.splice(0)) socket.send(JSON.stringify(frame));
     });
     socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
+      if (event.code === TAB_REPLACED) {
+        setStatus(t("replaced", ""));
+        return;
+      }
       setStatus(t("offline", "Mất kết nối. Đang kết nối lại…"));
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
