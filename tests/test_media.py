@@ -10,13 +10,14 @@ import threading
 import zlib
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
 from bot import media
 from bot.media import ImageStore
-from handlers.ports import MediaProblem, MediaRejected, MediaStore
+from handlers.ports import MediaProblem, MediaRejected, MediaStore, StoredImage
 
 MAKE = "GoodDeedCam-X9"
 MB = 1024 * 1024
@@ -83,6 +84,13 @@ def pixel(image: Image.Image, xy: tuple[int, int]) -> tuple[int, int, int]:
     return red, green, blue
 
 
+async def kept(store: ImageStore, data: bytes) -> StoredImage:
+    """`data` ingested and kept, as a flow does with a photo it uses."""
+    stored = await store.ingest(data)
+    await store.keep(stored)
+    return stored
+
+
 def stored_bytes(store: ImageStore, sha256: str) -> bytes:
     return store.path_of(sha256).read_bytes()
 
@@ -117,7 +125,7 @@ async def test_strips_exif_gps_and_applies_orientation(store: ImageStore) -> Non
         assert check.getexif().get_ifd(ExifTags.IFD.GPSInfo)
     assert MAKE.encode() in original
 
-    stored = await store.ingest(original)
+    stored = await kept(store, original)
 
     data = stored_bytes(store, stored.sha256)
     assert (stored.width, stored.height) == (100, 200)  # rotated: sides swapped
@@ -147,7 +155,7 @@ async def test_strips_exif_gps_and_applies_orientation(store: ImageStore) -> Non
 async def test_png_with_alpha_becomes_rgb_jpeg_on_white(store: ImageStore) -> None:
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # fully transparent black
     image.paste((255, 0, 0, 255), (0, 0, 32, 64))  # opaque red left half
-    stored = await store.ingest(encode(image, "PNG"))
+    stored = await kept(store, encode(image, "PNG"))
 
     with Image.open(store.path_of(stored.sha256)) as result:
         assert result.format == "JPEG"
@@ -161,7 +169,7 @@ async def test_palette_png_with_transparency_is_flattened(store: ImageStore) -> 
     image = Image.new("P", (32, 32), 0)
     image.putpalette([0, 0, 0, 0, 255, 0])
     image.paste(1, (0, 0, 16, 32))
-    stored = await store.ingest(encode(image, "PNG", transparency=0))
+    stored = await kept(store, encode(image, "PNG", transparency=0))
 
     with Image.open(store.path_of(stored.sha256)) as result:
         assert all(channel > 245 for channel in pixel(result, (28, 16)))
@@ -170,8 +178,8 @@ async def test_palette_png_with_transparency_is_flattened(store: ImageStore) -> 
 
 async def test_same_image_twice_is_stored_once(store: ImageStore) -> None:
     data = encode(quadrant_image(), "PNG")
-    first = await store.ingest(data)
-    second = await store.ingest(data)
+    first = await kept(store, data)
+    second = await kept(store, data)
 
     assert first == second
     files = [path for path in store.root.rglob("*") if path.is_file()]
@@ -183,7 +191,7 @@ async def test_same_image_twice_is_stored_once(store: ImageStore) -> None:
 
 async def test_concurrent_ingests_of_one_image_agree(store: ImageStore) -> None:
     data = encode(quadrant_image(), "JPEG")
-    results = await asyncio.gather(*(store.ingest(data) for _ in range(6)))
+    results = await asyncio.gather(*(kept(store, data) for _ in range(6)))
 
     assert len({result.sha256 for result in results}) == 1
     assert [path.name for path in store.root.rglob("*") if path.is_file()] == [
@@ -295,7 +303,7 @@ async def test_webp_canvas_is_checked_before_libwebp_allocates(
 
 async def test_large_legit_image_is_downscaled(store: ImageStore) -> None:
     image = quadrant_image((5000, 3000))
-    stored = await store.ingest(encode(image, "JPEG", quality=80))
+    stored = await kept(store, encode(image, "JPEG", quality=80))
 
     assert (stored.width, stored.height) == (2560, 1536)
     with Image.open(store.path_of(stored.sha256)) as result:
@@ -304,12 +312,12 @@ async def test_large_legit_image_is_downscaled(store: ImageStore) -> None:
 
 async def test_max_side_is_configurable(tmp_path: Path) -> None:
     store = ImageStore(tmp_path, max_bytes=MB, max_pixels=1_000_000, max_side=100)
-    stored = await store.ingest(encode(quadrant_image((300, 150)), "PNG"))
+    stored = await kept(store, encode(quadrant_image((300, 150)), "PNG"))
     assert (stored.width, stored.height) == (100, 50)
 
 
 async def test_small_image_is_not_upscaled(store: ImageStore) -> None:
-    stored = await store.ingest(encode(quadrant_image((30, 20)), "BMP"))
+    stored = await kept(store, encode(quadrant_image((30, 20)), "BMP"))
     assert (stored.width, stored.height) == (30, 20)
 
 
@@ -319,7 +327,7 @@ async def test_gif_animation_keeps_first_frame(store: ImageStore) -> None:
     with Image.open(BytesIO(data)) as check:
         assert getattr(check, "n_frames", 1) == 3
 
-    stored = await store.ingest(data)
+    stored = await kept(store, data)
     with Image.open(store.path_of(stored.sha256)) as result:
         red, green, blue = pixel(result, (20, 20))
         assert red > 240 and green < 20 and blue < 20
@@ -336,15 +344,15 @@ async def test_gif_animation_keeps_first_frame(store: ImageStore) -> None:
     ],
 )
 async def test_accepted_formats(store: ImageStore, fmt: str, params: dict[str, object]) -> None:
-    stored = await store.ingest(encode(quadrant_image(), fmt, **params))
+    stored = await kept(store, encode(quadrant_image(), fmt, **params))
     assert (stored.width, stored.height) == (200, 100)
     with Image.open(store.path_of(stored.sha256)) as result:
         assert result.format == "JPEG"
 
 
 async def test_cmyk_and_grayscale_become_rgb(store: ImageStore) -> None:
-    cmyk = await store.ingest(encode(quadrant_image().convert("CMYK"), "JPEG"))
-    gray = await store.ingest(encode(Image.new("L", (20, 20), 128), "PNG"))
+    cmyk = await kept(store, encode(quadrant_image().convert("CMYK"), "JPEG"))
+    gray = await kept(store, encode(Image.new("L", (20, 20), 128), "PNG"))
     for stored in (cmyk, gray):
         with Image.open(store.path_of(stored.sha256)) as result:
             assert result.mode == "RGB"
@@ -352,24 +360,24 @@ async def test_cmyk_and_grayscale_become_rgb(store: ImageStore) -> None:
 
 async def test_sixteen_bit_grayscale_is_scaled_not_clipped(store: ImageStore) -> None:
     image = Image.new("I;16", (16, 16), 0x8000)  # mid-grey at 16 bits
-    stored = await store.ingest(encode(image, "PNG"))
+    stored = await kept(store, encode(image, "PNG"))
     with Image.open(store.path_of(stored.sha256)) as result:
         assert 110 < pixel(result, (8, 8))[0] < 145
 
 
 async def test_originals_are_not_kept_by_default(store: ImageStore) -> None:
-    await store.ingest(jpeg_with_metadata())
+    await kept(store, jpeg_with_metadata())
     assert not (store.root / "originals").exists()
 
 
 async def test_keep_original_stores_upload_untouched(tmp_path: Path) -> None:
     store = ImageStore(tmp_path, max_bytes=MB, max_pixels=1_000_000, keep_original=True)
     original = jpeg_with_metadata()
-    stored = await store.ingest(original)
+    stored = await kept(store, original)
 
-    kept = tmp_path / "originals" / f"{stored.sha256}.jpg"
-    assert kept == store.original_path_of(stored.sha256, "jpg")
-    assert kept.read_bytes() == original
+    original_file = tmp_path / "originals" / f"{stored.sha256}.jpg"
+    assert original_file == store.original_path_of(stored.sha256, "jpg")
+    assert original_file.read_bytes() == original
     assert MAKE.encode() not in stored_bytes(store, stored.sha256)
 
 
@@ -379,9 +387,9 @@ async def test_work_runs_off_the_event_loop_thread(
     threads: list[int] = []
     real_clean = media._clean
 
-    def spy(data: bytes, *, max_pixels: int, max_side: int) -> object:
+    def spy(data: bytes, **limits: Any) -> object:
         threads.append(threading.get_ident())
-        return real_clean(data, max_pixels=max_pixels, max_side=max_side)
+        return real_clean(data, **limits)
 
     monkeypatch.setattr(media, "_clean", spy)
     await store.ingest(encode(quadrant_image(), "PNG"))
@@ -389,7 +397,7 @@ async def test_work_runs_off_the_event_loop_thread(
 
 
 def test_no_temporary_files_left_behind(store: ImageStore) -> None:
-    asyncio.run(store.ingest(encode(quadrant_image(), "PNG")))
+    asyncio.run(kept(store, encode(quadrant_image(), "PNG")))
     assert [path.name for path in store.root.rglob(".*")] == []
 
 
