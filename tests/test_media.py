@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 import resource
 import struct
+import subprocess
+import sys
 import threading
 import zlib
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import ExifTags, Image, ImageCms
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import media
 from bot.media import ImageStore
+from handlers.context import Services
+from handlers.drafts import expire_drafts
 from handlers.ports import MediaProblem, MediaRejected, MediaStore, StoredImage
+from handlers.router import SessionFactory
+from handlers.unused_photos import forget_unused_photos
+from models.outbox import enqueue
+from models.tables import Broadcast, BroadcastKind, PendingInput, Report, WebMessage
+from tests.fakes.chat import FakeChat
+from tests.images import camera_jpeg, jpeg
+from tests.test_report_flow import fill_until_photos
 
 MAKE = "GoodDeedCam-X9"
 MB = 1024 * 1024
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -434,3 +451,232 @@ def test_limits_must_be_positive(tmp_path: Path, field: str) -> None:
             max_pixels=limits["max_pixels"],
             max_side=limits["max_side"],
         )
+
+
+# ---- bounded work: what a photo may cost ---------------------------------------------
+
+
+def photo_cost(tmp_path: Path, data: bytes, *, plain: bool = False) -> dict[str, Any]:
+    """What cleaning `data` costs in a fresh process (tests/photo_cost.py)."""
+    path = tmp_path / f"photo-{hashlib.sha256(data).hexdigest()[:12]}"
+    path.write_bytes(data)
+    command = [sys.executable, "-m", "tests.photo_cost", str(path), *(["--plain"] * plain)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def big_gradient_png(side: int) -> bytes:
+    """A PNG of side x side RGB pixels that compresses to a few hundred kilobytes."""
+    return encode(Image.linear_gradient("L").resize((side, side)).convert("RGB"), "PNG")
+
+
+def test_a_png_too_big_to_decode_is_refused_by_its_header(tmp_path: Path) -> None:
+    png = big_gradient_png(7000)  # 49 MP in ~160 KB: 190 MB to decode
+    assert len(png) < 300 * 1024
+
+    cost = photo_cost(tmp_path, png)
+
+    assert cost["outcome"] == "refused: too_many_pixels"
+    assert cost["peak_mib"] < 16, cost
+    assert photo_cost(tmp_path, png, plain=True)["peak_mib"] > 150  # what decoding costs
+
+
+def test_a_camera_jpeg_is_decoded_reduced(tmp_path: Path) -> None:
+    camera = camera_jpeg(6000, 4000)
+
+    cost, baseline = photo_cost(tmp_path, camera), photo_cost(tmp_path, camera, plain=True)
+
+    assert cost["outcome"] == "cleaned 2560x1707"
+    assert baseline["outcome"] == "decoded 6000x4000"
+    assert cost["peak_mib"] < baseline["peak_mib"] * 0.8, (cost, baseline)
+
+
+def test_memory_is_handed_back_after_a_big_decode(tmp_path: Path) -> None:
+    cost = photo_cost(tmp_path, big_gradient_png(4800))  # 23 MP, decoded whole
+
+    assert cost["outcome"] == "cleaned 2560x2560"
+    assert cost["peak_mib"] > 80  # it did take that memory...
+    assert cost["held_mib"] < 16, cost  # ...and gave it back
+
+
+async def test_a_jpeg_beyond_the_pixel_limit_is_decoded_reduced(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path, max_bytes=20 * MB, max_pixels=16_000_000)
+    stored = await store.ingest(encode(quadrant_image((8000, 6000)), "JPEG", quality=70))
+    assert (stored.width, stored.height) == (2560, 1920)
+    with pytest.raises(MediaRejected) as caught:  # a PNG cannot be decoded reduced
+        await store.ingest(encode(Image.new("L", (4001, 4000)), "PNG"))
+    assert caught.value.problem is MediaProblem.TOO_MANY_PIXELS
+
+
+async def test_a_small_photo_does_not_wait_behind_big_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big decodes fill every slot they may take; a small photo is cleaned meanwhile."""
+    store = ImageStore(tmp_path, max_bytes=20 * MB, max_pixels=40_000_000, cores=2)
+    big = encode(Image.new("RGB", (4000, 3000), "navy"), "PNG")
+    big_started = threading.Event()
+    release_big = threading.Event()
+    counting = threading.Lock()
+    running, most = 0, 0
+    real_decode = media._decode
+
+    def decode(image: Image.Image, max_side: int) -> Image.Image:
+        nonlocal running, most
+        if image.size != (4000, 3000):
+            return real_decode(image, max_side)
+        with counting:
+            running += 1
+            most = max(most, running)
+        big_started.set()
+        release_big.wait(timeout=60)  # a fallback only: the small photo releases it
+        try:
+            return real_decode(image, max_side)
+        finally:
+            with counting:
+                running -= 1
+
+    monkeypatch.setattr(media, "_decode", decode)
+    finished: list[str] = []
+
+    async def clean(name: str, data: bytes) -> None:
+        await store.ingest(data)
+        finished.append(name)
+
+    bigs = [asyncio.create_task(clean(f"big{n}", big)) for n in range(4)]
+    await asyncio.to_thread(big_started.wait)  # a big decode is running
+    await clean("small", jpeg(800, 600))
+    release_big.set()
+    await asyncio.gather(*bigs)
+
+    assert finished[0] == "small"
+    assert sorted(finished[1:]) == ["big0", "big1", "big2", "big3"]
+    assert most == 1  # two cores: one big decode at a time, the other core for the rest
+
+
+# ---- stored only when used, deleted when no longer used -------------------------------
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def age(path: Path, by: timedelta) -> None:
+    when = (datetime.now(UTC) - by).timestamp()
+    os.utime(path, (when, when))
+
+
+async def test_ingest_writes_nothing_until_the_image_is_kept(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "media", max_bytes=MB, max_pixels=1_000_000, keep_original=True)
+    stored = await store.ingest(jpeg_with_metadata())
+    assert not store.root.exists() or stored_files(store.root) == []
+
+    await store.keep(stored)
+    assert stored_files(store.root) == sorted(
+        [store.path_of(stored.sha256), store.original_path_of(stored.sha256, "jpg")]
+    )
+
+
+async def test_forgets_only_what_is_unreferenced_and_old(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "media", max_bytes=MB, max_pixels=1_000_000, keep_original=True)
+    used, unused, fresh = [
+        await kept(store, jpeg(color=colour)) for colour in ("red", "green", "blue")
+    ]
+    leftover = store.path_of(unused.sha256).with_name(f".{unused.sha256}.jpg.x1.tmp")
+    leftover.write_bytes(b"half a photo")
+    for path in stored_files(store.root):
+        age(path, timedelta(hours=2))
+    await store.keep(fresh)  # already stored: kept again just now
+
+    forgotten = await store.forget_unreferenced(
+        {used.sha256}, unused_since=datetime.now(UTC) - timedelta(hours=1)
+    )
+
+    assert forgotten == 3  # the unused image, its original, the temporary file
+    assert stored_files(store.root) == sorted(
+        path
+        for image in (used, fresh)
+        for path in (store.path_of(image.sha256), store.original_path_of(image.sha256, "jpg"))
+    )
+
+
+async def test_an_image_kept_again_after_its_deletion_is_written_again(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "media", max_bytes=MB, max_pixels=1_000_000)
+    stored = await kept(store, jpeg())
+    path = store.path_of(stored.sha256)
+    age(path, timedelta(days=1))
+    unused_since = datetime.now(UTC) - timedelta(hours=1)
+
+    assert await store.forget_unreferenced(set(), unused_since=unused_since) == 1
+    assert not path.exists()
+    await store.keep(stored)  # the same photo sent again, to a new draft
+
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == stored.sha256
+    assert await store.forget_unreferenced(set(), unused_since=unused_since) == 0
+
+
+async def test_photos_are_stored_when_used_and_deleted_when_no_longer_used(
+    services: Services, sessions: SessionFactory
+) -> None:
+    store = services.media
+    assert isinstance(store, ImageStore)
+    citizen, reporter = FakeChat(services, sessions), FakeChat(services, sessions, user_id="1002")
+
+    await citizen.photo(jpeg(color="red"))  # outside any report: refused, stored nowhere
+    assert "báo cáo" in citizen.said()
+    assert stored_files(store.root) == []
+
+    await fill_until_photos(citizen)
+    await citizen.photo(jpeg(color="green"))  # joins the draft: stored
+    [draft_photo] = stored_files(store.root)
+    await fill_until_photos(reporter)
+    await reporter.photo(jpeg(color="blue"))
+    await reporter.press("r:photos:done")
+    await reporter.press("r:identity:anonymous")
+    await reporter.press("r:summary:confirm")
+    report_photo = (set(stored_files(store.root)) - {draft_photo}).pop()
+
+    held = {name: await kept(store, jpeg(color=name)) for name in PHOTO_HOLDERS}
+    unused = await kept(store, jpeg(color="black"))
+    async with sessions() as session, session.begin():
+        await hold_photos(session, {name: image.sha256 for name, image in held.items()})
+    for path in stored_files(store.root):
+        age(path, timedelta(hours=2))
+    just_kept = await kept(store, jpeg(color="white"))  # within the grace period
+    now = datetime.now(UTC)
+
+    assert await forget_unused_photos(services, sessions, now) == 1
+    assert not store.path_of(unused.sha256).exists()
+    assert draft_photo.exists() and report_photo.exists()
+    assert store.path_of(just_kept.sha256).exists()
+    assert all(store.path_of(image.sha256).exists() for image in held.values())
+
+    await expire_drafts(services, sessions, now + timedelta(days=3))  # the draft goes...
+    assert await forget_unused_photos(services, sessions, now) == 1  # ...and its photo
+    assert not draft_photo.exists() and report_photo.exists()
+
+
+PHOTO_HOLDERS = ("yellow", "purple", "orange", "brown")
+
+
+async def hold_photos(session: AsyncSession, photos: dict[str, str]) -> None:
+    """An announcement, an undelivered message, the web transcript and an answer still
+    being chosen, each holding one photo."""
+    [report] = (await session.exec(select(Report))).all()
+    assert report.id is not None
+    session.add(
+        Broadcast(key="announcement:1", kind=BroadcastKind.ANNOUNCEMENT, photos=[photos["yellow"]])
+    )
+    enqueue(session, "telegram", "7", {"text": "", "photos": [{"sha256": photos["purple"]}]})
+    photo_url = f"/chat/media/{photos['orange']}.jpg"
+    session.add(WebMessage(chat_id="w1", from_bot=True, payload={"photos": [photo_url]}))
+    session.add(
+        PendingInput(
+            person_id=report.reporter_id,
+            chat_id="1002",
+            action="answer-which",
+            report_id=report.id,
+            report_version=report.version,
+            data={"texts": [], "photos": [photos["brown"]]},
+        )
+    )
