@@ -14,11 +14,13 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -28,6 +30,15 @@ from handlers.ports import MediaRejected
 from tests.images import jpeg
 
 MIB = 1024 * 1024
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cost_of(path: Path, *, plain: bool = False) -> dict[str, Any]:
+    """Run this module on the photo at `path` in a fresh process; what it printed."""
+    command = [sys.executable, "-m", "tests.photo_cost", str(path), *(["--plain"] * plain)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def resident_mib() -> float:
@@ -41,6 +52,12 @@ def peak_mib() -> float:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024  # kB
+
+
+def reset_peak() -> None:
+    """Start the high-water mark again from the resident memory now (Linux 4.0 and later)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def plain_decode(data: bytes) -> str:
@@ -64,13 +81,14 @@ async def clean(store: ImageStore, data: bytes) -> str:
     return f"cleaned {stored.width}x{stored.height}"
 
 
-async def measure(data: bytes, *, plain: bool) -> dict[str, float | str]:
+async def measure(data: bytes, *, plain: bool) -> dict[str, Any]:
     """Warmed up first, as a running bot is, on a phone photo (lazy imports, threads, and
     glibc's mmap threshold raised by the blocks it freed), then `data` alone."""
     warm_up = jpeg(2560, 1920)
     with tempfile.TemporaryDirectory() as media_dir:
         store = default_store(Path(media_dir))
         plain_decode(warm_up) if plain else await clean(store, warm_up)
+        reset_peak()
         before = resident_mib()
         wall, cpu = time.perf_counter(), time.process_time()
         try:

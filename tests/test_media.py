@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import resource
 import struct
-import subprocess
-import sys
 import threading
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -33,11 +30,11 @@ from models.outbox import enqueue
 from models.tables import Broadcast, BroadcastKind, PendingInput, Report, WebMessage
 from tests.fakes.chat import FakeChat
 from tests.images import camera_jpeg, jpeg
+from tests.photo_cost import cost_of
 from tests.test_report_flow import fill_until_photos
 
 MAKE = "GoodDeedCam-X9"
 MB = 1024 * 1024
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -460,10 +457,7 @@ def photo_cost(tmp_path: Path, data: bytes, *, plain: bool = False) -> dict[str,
     """What cleaning `data` costs in a fresh process (tests/photo_cost.py)."""
     path = tmp_path / f"photo-{hashlib.sha256(data).hexdigest()[:12]}"
     path.write_bytes(data)
-    command = [sys.executable, "-m", "tests.photo_cost", str(path), *(["--plain"] * plain)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return cost_of(path, plain=plain)
 
 
 def big_gradient_png(side: int) -> bytes:
