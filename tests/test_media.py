@@ -9,6 +9,7 @@ import resource
 import struct
 import threading
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -503,11 +504,13 @@ async def test_a_jpeg_beyond_the_pixel_limit_is_decoded_reduced(tmp_path: Path) 
     assert caught.value.problem is MediaProblem.TOO_MANY_PIXELS
 
 
-async def test_a_small_photo_does_not_wait_behind_big_ones(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_small_photo_is_acknowledged_while_big_ones_are_decoded(
+    services: Services, sessions: SessionFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Big decodes fill every slot they may take; a small photo is cleaned meanwhile."""
-    store = ImageStore(tmp_path, max_bytes=20 * MB, max_pixels=40_000_000, cores=2)
+    """Four people's big photos fill every slot they may take (held in their decode); a
+    reporter's small photo is decoded and acknowledged meanwhile."""
+    store = ImageStore(tmp_path / "two-cores", max_bytes=20 * MB, max_pixels=40_000_000, cores=2)
+    services = replace(services, media=store)
     big = encode(Image.new("RGB", (4000, 3000), "navy"), "PNG")
     big_started = threading.Event()
     release_big = threading.Event()
@@ -531,20 +534,24 @@ async def test_a_small_photo_does_not_wait_behind_big_ones(
                 running -= 1
 
     monkeypatch.setattr(media, "_decode", decode)
-    finished: list[str] = []
+    reporter = FakeChat(services, sessions, user_id="2000")
+    await fill_until_photos(reporter)
+    answered: list[str] = []
 
-    async def clean(name: str, data: bytes) -> None:
-        await store.ingest(data)
-        finished.append(name)
+    async def send(chat: FakeChat, data: bytes) -> None:
+        await chat.photo(data, mime_type="image/png", as_document=True)
+        answered.append(chat.user_id)
 
-    bigs = [asyncio.create_task(clean(f"big{n}", big)) for n in range(4)]
+    others = [FakeChat(services, sessions, user_id=str(3000 + n)) for n in range(4)]
+    bigs = [asyncio.create_task(send(chat, big)) for chat in others]
     await asyncio.to_thread(big_started.wait)  # a big decode is running
-    await clean("small", jpeg(800, 600))
+    await send(reporter, jpeg(800, 600))
+    assert "1/10" in reporter.said()
     release_big.set()
     await asyncio.gather(*bigs)
 
-    assert finished[0] == "small"
-    assert sorted(finished[1:]) == ["big0", "big1", "big2", "big3"]
+    assert answered[0] == "2000"
+    assert sorted(answered[1:]) == ["3000", "3001", "3002", "3003"]
     assert most == 1  # two cores: one big decode at a time, the other core for the rest
 
 
