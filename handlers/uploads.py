@@ -38,8 +38,8 @@ async def receive_image(media: MediaStore, attachment: Attachment) -> StoredImag
 
 
 async def remember_upload(ctx: FlowContext, stored: StoredImage) -> None:
-    """Store the image the person sent with this update, for the flow uses it, and record
-    it with the channel's handle on it."""
+    """Store the image the person sent with this update, now that the flow uses it, and
+    record it with the channel's handle on it."""
     attachment = ctx.inbound.attachment
     assert attachment is not None
     await ctx.services.media.keep(stored)
