@@ -46,6 +46,7 @@ from handlers.flood import FloodGuard
 from handlers.messages import Outbound
 from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
+from handlers.unused_photos import forget_unused_photos
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
 from models.outbox import enqueue
 from models.people import grant_role, revoke_grants_by
@@ -64,6 +65,7 @@ PUBLICATION_EVERY_SECONDS = 30.0
 BROADCAST_START_EVERY_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 5.0
 RECEIPT_SWEEP_EVERY_SECONDS = 3600.0
+PHOTO_SWEEP_EVERY_SECONDS = 3600.0
 RECEIPTS_KEPT = timedelta(days=7)
 WEB_CHAT_LIMITS = Limits(per_second=200.0, chat_interval=0.0)
 """The web chat is our own server: no platform limit, only a guard against a runaway loop."""
@@ -314,6 +316,11 @@ class Runtime:
                 BROADCAST_START_EVERY_SECONDS,
             ),
             PeriodicJob("forget-receipts", self.forget_old_receipts, RECEIPT_SWEEP_EVERY_SECONDS),
+            PeriodicJob(
+                "forget-unused-photos",
+                at_now(forget_unused_photos, services, sessions),
+                PHOTO_SWEEP_EVERY_SECONDS,
+            ),
             PeriodicJob(
                 "broadcast-progress",
                 at_now(report_progress, services, sessions, self.send_paced),

@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     reports_per_day: int = 5
     messages_per_minute: int = 30
     max_photo_bytes: int = 20 * 1024 * 1024
-    max_photo_pixels: int = 50_000_000
+    max_photo_pixels: int = 24_000_000
+    """Pixels decoded: a JPEG is decoded reduced to about 2560 px, other formats whole."""
     keep_original_photos: bool = False
 
     log_level: str = "INFO"

@@ -22,6 +22,7 @@ from handlers.places import offer_communes
 from handlers.ports import StoredImage
 from handlers.publications import announcement_message
 from handlers.text import clip, fmt
+from handlers.uploads import remember_upload
 from models.broadcasts import broadcasts_in, cancel, create_broadcast
 from models.movements import active_movements
 from models.tables import Broadcast, BroadcastKind, BroadcastStatus, Movement
@@ -60,6 +61,7 @@ async def on_input(ctx: FlowContext) -> None:
         if not isinstance(ctx.upload, StoredImage):
             ctx.say(ctx._("This file is not a photo I can use. Send a photo, or press Skip."))
             return
+        await remember_upload(ctx, ctx.upload)
         state.data["photos"] = [ctx.upload.sha256]
         await _ask_movement(ctx)
     elif state.step == "communes" and inbound.kind is InboundKind.TEXT:

@@ -7,7 +7,9 @@ implementations in through `FlowContext`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Set
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +40,9 @@ class StoredImage:
     mime_type: str
     phash: str = ""
     """Perceptual hash (16 hex digits): near-identical pictures have nearby hashes."""
+    files: tuple[tuple[str, bytes], ...] = field(default=(), repr=False, compare=False)
+    """What `MediaStore.keep` writes (a path under the store, its bytes): nothing is on
+    disk until a flow keeps the image."""
 
 
 class MediaStore(Protocol):
@@ -46,7 +51,18 @@ class MediaStore(Protocol):
     max_bytes: int
 
     async def ingest(self, data: bytes) -> StoredImage:
-        """Prove `data` is an image, strip its metadata, store it; raise MediaRejected."""
+        """Prove `data` is an image and strip its metadata; raise MediaRejected.
+
+        Nothing is stored yet: `keep` does, once a flow has a use for the image."""
+        ...
+
+    async def keep(self, image: StoredImage) -> None:
+        """Store `image` for good (or mark it as just used, when it is already stored)."""
+        ...
+
+    async def forget_unreferenced(self, referenced: Set[str], *, unused_since: datetime) -> int:
+        """Delete the stored files of images not in `referenced` and not kept since
+        `unused_since`; return how many files went."""
         ...
 
     def path_of(self, sha256: str) -> Path: ...

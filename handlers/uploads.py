@@ -2,7 +2,10 @@
 
 Downloading and decoding a photo takes far longer than deciding what to do with it,
 so it happens first, outside any transaction (on SQLite a transaction holds the
-write lock). The flow then decides whether the stored image is used.
+write lock). The cleaned image is kept in memory: only when the flow uses it (a report's
+draft, an answer, an announcement) is it written, by `remember_upload`. What no report,
+draft, announcement or transcript refers to any more is deleted by
+`handlers.unused_photos.forget_unused_photos`, a job of the leader.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ async def receive_image(media: MediaStore, attachment: Attachment) -> StoredImag
 
 
 async def remember_upload(ctx: FlowContext, stored: StoredImage) -> None:
-    """Record the image the person sent with this update, and the channel's handle on it."""
+    """Store the image the person sent with this update, now that the flow uses it, and
+    record it with the channel's handle on it."""
     attachment = ctx.inbound.attachment
     assert attachment is not None
+    await ctx.services.media.keep(stored)
     await record_media(
         ctx.session,
         sha256=stored.sha256,

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.tables import MediaFile, PlatformFile
+from models.tables import (
+    Broadcast,
+    Conversation,
+    MediaFile,
+    OutboxMessage,
+    OutboxStatus,
+    PendingInput,
+    PlatformFile,
+    ReportPhoto,
+    WebMessage,
+)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 async def record_media(
@@ -44,6 +60,25 @@ async def record_media(
         await _insert_ignoring_duplicate(
             session, PlatformFile(channel=channel, sha256=sha256, file_id=file_id)
         )
+
+
+async def referenced_images(session: AsyncSession) -> set[str]:
+    """The images something still refers to: a report, a draft or a pending answer (any
+    conversation's or prompt's data), an announcement, an undelivered message, the web
+    chat's transcript. Stored data is searched for image names wherever they sit in it."""
+    found = set((await session.exec(select(ReportPhoto.sha256).distinct())).all())
+    undelivered = col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+    holders: list[Any] = [
+        select(Broadcast.photos),
+        select(Conversation.data),
+        select(PendingInput.data),
+        select(OutboxMessage.payload).where(undelivered),
+        select(WebMessage.payload),
+    ]
+    for query in holders:
+        for value in (await session.exec(query)).all():
+            found.update(_SHA256.findall(json.dumps(value)))
+    return found
 
 
 def phash_quarters(phash: str) -> tuple[int, int, int, int]:

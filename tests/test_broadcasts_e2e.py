@@ -252,7 +252,10 @@ async def test_a_retry_after_the_album_sends_only_the_text(
 ) -> None:
     """The album went through, its text got a 429: the retry sends the text alone."""
     await add_subscribers(bot, fake, range(6000, 6001))
-    photos = [(await bot.services.media.ingest(jpeg(color=c))).sha256 for c in ("red", "blue")]
+    images = [await bot.services.media.ingest(jpeg(color=c)) for c in ("red", "blue")]
+    for image in images:
+        await bot.services.media.keep(image)
+    photos = [image.sha256 for image in images]
     fake.fail_next("sendMessage", status=429, retry_after=1)
     await announce(bot, "Ảnh ngày hội thi đua ở bản Khuổi Ky", photos)
     assert await start_due(bot.services, bot.sessions, datetime.now(UTC)) == 1

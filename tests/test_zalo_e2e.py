@@ -346,6 +346,7 @@ async def test_the_token_never_reaches_the_logs(
 async def test_signed_media_urls(settings: Settings, zalo: FakeZalo) -> None:
     async with running(zalo_settings(settings, zalo)) as runtime:
         stored = await runtime.services.media.ingest(jpeg())
+        await runtime.services.media.keep(stored)
         channel = runtime.channels["zalo"]
         url: str = channel._media_urls.url_for(stored.sha256)  # type: ignore[attr-defined]
         expires, signature = url.split("/")[-3:-1]
