@@ -236,7 +236,7 @@ class ImageStore:
     @contextmanager
     def _locked(self, kind: int) -> Iterator[None]:
         """A lock on the store's directory, shared by writers, exclusive for deleting."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.root)
         descriptor = os.open(self.root, os.O_RDONLY)
         try:
             fcntl.flock(descriptor, kind)

@@ -63,6 +63,7 @@ async def test_media_folders_photos_and_the_server_secret_are_private(tmp_path: 
     data = tmp_path / "data"
     store = ImageStore(data / "media", max_bytes=10_000_000, max_pixels=50_000_000)
     stored = await store.ingest(jpeg())
+    await store.keep(stored)
     photo = store.path_of(stored.sha256)
     assert mode(photo) == 0o600
     assert [
