@@ -43,7 +43,14 @@ RATE = 100
 class BotProcess:
     """`python -m bot run` in a subprocess, its JSON log kept in a file."""
 
-    def __init__(self, name: str, database_url: str, fake: FakeTelegram, tmp_path: Path):
+    def __init__(
+        self,
+        name: str,
+        database_url: str,
+        fake: FakeTelegram,
+        tmp_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         env = {
             key: value
             for key, value in os.environ.items()
@@ -61,6 +68,7 @@ class BotProcess:
             OUTBOX_LEASE_SECONDS="2",
             LOG_JSON="true",
         )
+        env.update(extra_env or {})
         self.log = tmp_path / f"{name}.log"
         self._out = self.log.open("w")
         self.process = subprocess.Popen(

@@ -269,6 +269,43 @@ async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTele
         await runtime.stop()
 
 
+async def test_webhook_handles_a_redelivered_update_once(
+    settings: Settings, fake: FakeTelegram
+) -> None:
+    """Telegram posts an update again when it saw no answer in time: one reply, not two."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/webhook"
+    config = bot_settings(
+        settings, fake, http_port=port, telegram_webhook_url=url, telegram_webhook_secret=SECRET
+    )
+    runtime = await started(config)
+    user = fake.user(user_id=6007)
+    update = {
+        "update_id": 900,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            "chat": {"id": user.chat_id, "type": "private"},
+            "from": user.user,
+        },
+    }
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(3):
+                async with http.post(
+                    url, json=update, headers={WEBHOOK_SECRET_HEADER: SECRET}
+                ) as response:
+                    assert response.status == 200
+        assert "Chào mừng" in await last_text(user)
+        await user.send_text("/help")
+        await user.wait_for_messages(1)
+    finally:
+        await runtime.stop()
+    assert len([m for m in user.inbox if "Chào mừng" in (m.plain_text or "")]) == 1
+
+
 async def test_a_reply_that_failed_is_sent_again(bot: Runtime, fake: FakeTelegram) -> None:
     user = fake.user(user_id=7007)
     fake.fail_next("sendMessage", status=500)

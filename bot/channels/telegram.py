@@ -43,6 +43,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches, split_text
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram_inbox import InboxQueue
 from bot.channels.telegram_lean import LeanSender
 from handlers.basics import COMMANDS
 from handlers.context import Translator
@@ -96,6 +97,7 @@ class TelegramChannel:
     def __init__(
         self,
         application: Application,
+        inbox: InboxQueue,
         handle: InboundHandler,
         media: MediaStore,
         translations: dict[str, Translator],
@@ -110,6 +112,7 @@ class TelegramChannel:
         keep: Keep | None = None,
     ) -> None:
         self.application = application
+        self._inbox = inbox
         self._paid_broadcast = paid_broadcast
         self._file_ids: dict[str, str] = {}
         self._uploading: dict[str, asyncio.Lock] = {}
@@ -137,6 +140,7 @@ class TelegramChannel:
 
     async def start(self) -> None:
         await self.application.initialize()
+        await self._inbox.replay(self.application.bot)
         await self._publish_commands()
         await self.sync_staff_menus()
         if self._webhook_url:
@@ -202,12 +206,20 @@ class TelegramChannel:
             update = Update.de_json(await request.json(), self.application.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400)
-        await self.application.update_queue.put(update)
+        await self.application.update_queue.put(update)  # kept in the inbox first
         return web.Response()
 
     # ---- inbound --------------------------------------------------------------------
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Handle a kept update and mark it handled, also when its handling failed (logged):
+        only a killed process leaves an update to handle again at the next start."""
+        try:
+            await self._handle_update(update)
+        finally:
+            await self._inbox.handled(update.update_id)
+
+    async def _handle_update(self, update: Update) -> None:
         if update.message is not None and update.message.migrate_to_chat_id is not None:
             await self._on_migrated(
                 str(update.message.chat.id), str(update.message.migrate_to_chat_id)
@@ -505,11 +517,15 @@ def _seconds(retry_after: object) -> float:
     return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
 
 
-def build_application(token: str, api_base_url: str, *, webhook: bool) -> Application:
-    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake)."""
+def build_application(
+    token: str, api_base_url: str, inbox: InboxQueue, *, webhook: bool
+) -> Application:
+    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake),
+    taking its updates through `inbox`."""
     builder = (
         ApplicationBuilder()
         .token(token)
+        .update_queue(inbox)
         .base_url(f"{api_base_url.rstrip('/')}/bot")
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
         .concurrent_updates(8)

@@ -754,6 +754,8 @@ class FakeTelegram:
         self._callback_query_count = 0
         self._media_group_count = 0
         self._failures: dict[str, deque[_ApiError]] = {}
+        self._stalls: dict[str, deque[float]] = {}
+        self.stalled = 0  # calls whose answer stall() held back so far
         self._blocked: set[int] = set()
         self._rate_limit: int | None = None
         self._recent_sends: deque[float] = deque()
@@ -844,6 +846,12 @@ class FakeTelegram:
             )
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend(_ApiError(status, description, retry_after) for _ in range(times))
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Hold back the answer to the next ``times`` calls of ``method`` for ``seconds``: the
+        call takes effect (a message is sent) but its answer comes late, or never reaches a
+        client that gave up (a Bot API that stalls)."""
+        self._stalls.setdefault(method.lower(), deque()).extend([seconds] * times)
 
     def limit_rate(self, per_second: int | None) -> None:
         """Refuse sends beyond ``per_second`` in any one-second window with 429, as Telegram
@@ -962,11 +970,18 @@ class FakeTelegram:
             if method in _BLOCKABLE_METHODS:
                 self._check_rate()
             status, body = 200, {"ok": True, "result": await handler(params, uploads)}
+            await self._stall(method)
         except _ApiError as error:
             status, body = error.status, error.body()
         files = {name: upload.data for name, upload in uploads.items()}
         self.calls.append(ApiCall(method, params, files, status, body))
         return web.json_response(body, status=status)
+
+    async def _stall(self, method: str) -> None:
+        stalls = self._stalls.get(method.lower())
+        if stalls:
+            self.stalled += 1
+            await asyncio.sleep(stalls.popleft())
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         stored = self._files_by_path.get(request.match_info["file_path"])
