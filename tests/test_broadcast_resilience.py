@@ -198,6 +198,57 @@ async def test_sigkill_mid_broadcast_then_restart_misses_nobody(
     assert set(counts) == set(users)
 
 
+async def test_a_restart_mid_broadcast_listens_at_once_and_resumes_within_seconds(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Killed at half a broadcast, with the production lease: the next run polls at once
+    and, holding the leader lock, takes back its dead predecessor's in-flight rows without
+    waiting out the lease."""
+    lease = {"OUTBOX_LEASE_SECONDS": "60"}
+    async with FakeTelegram() as fake:
+        users = await prepare(database_url, fake)
+        first = BotProcess("first", database_url, fake, tmp_path, lease)
+        try:
+            await fake.wait_until(
+                lambda: len(received(fake, users)) >= RECIPIENTS // 2, timeout=60, what="half"
+            )
+            first.kill()
+        finally:
+            first.stop()
+        at_kill, polls = sum(received(fake, users).values()), fake.polls
+        citizen = fake.user(user_id=FIRST_USER - 1)
+        await citizen.send_text("/start")
+        clock = asyncio.get_running_loop().time
+        started_at = clock()
+        second = BotProcess("second", database_url, fake, tmp_path, lease)
+        try:
+            await fake.wait_until(lambda: fake.polls > polls, timeout=30, what="a getUpdates")
+            listening = clock() - started_at
+            await citizen.wait_for_messages(1, timeout=30)
+            answered = clock() - started_at
+            await fake.wait_until(
+                lambda: sum(received(fake, users).values()) > at_kill, what="a broadcast send"
+            )
+            resumed = clock() - started_at
+            await fake.wait_until(
+                lambda: set(received(fake, users)) == set(users), timeout=30, what="everyone"
+            )
+            done = clock() - started_at
+            await wait_recorded(database_url)
+        finally:
+            second.stop()
+    counts = received(fake, users)
+    twice = sum(count - 1 for count in counts.values())
+    print(
+        f"\nSIGKILL after {at_kill} of {RECIPIENTS} sends; restarted: first getUpdates after "
+        f"{listening:.1f} s, a citizen answered after {answered:.1f} s, first broadcast send "
+        f"after {resumed:.1f} s, everyone after "
+        f"{done:.1f} s; {released(second)} in-flight rows taken back, {twice} received twice"
+    )
+    assert twice <= released(second), "only messages in flight at the kill may be repeated"
+    assert set(counts) == set(users)
+
+
 @pytest.fixture
 def shared_postgres(postgres_url: str) -> str:
     asyncio.run(_truncate(postgres_url))

@@ -710,6 +710,7 @@ class FakeTelegram:
         self.uploads: list[StoredFile] = []  # files the bot uploaded, in order
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.waiting_polls = 0  # getUpdates calls waiting for an update right now
+        self.polls = 0  # getUpdates calls received so far
         self._webhook_retry_delay = webhook_retry_delay
         self._handlers: dict[str, tuple[str, _Handler]] = {
             name.lower(): (name, handler)
@@ -1256,6 +1257,7 @@ class FakeTelegram:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
+        self.polls += 1
         if "allowed_updates" in params:
             self._allowed_updates = list(params["allowed_updates"] or [])
         offset = params.get("offset", 0)
