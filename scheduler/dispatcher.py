@@ -50,6 +50,8 @@ class DeliveryFailed(Exception):
     A 429 is not one: its `retry_after` is the platform's word, honoured as given.
     `recipient_gone`: the person blocked the bot or no longer exists; stop writing to them.
     `parts_sent`: calls of a several-call message that went through (a retry skips them).
+    `maybe_sent`: the request left and no answer came (a timeout): the platform may have
+    sent the message, and then its retry is a duplicate.
     """
 
     def __init__(
@@ -60,11 +62,13 @@ class DeliveryFailed(Exception):
         backoff: bool = False,
         recipient_gone: bool = False,
         parts_sent: int = 0,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retry_in = retry_in
         self.backoff = backoff
         self.recipient_gone = recipient_gone
+        self.maybe_sent = maybe_sent
         self.parts_sent = parts_sent
         """Platform calls of the message that went through before this failure."""
 

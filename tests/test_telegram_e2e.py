@@ -13,8 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from sqlmodel import select
+from structlog.testing import capture_logs
 
 from bot.app import Runtime, build_runtime
+from bot.channels import telegram_lean
 from bot.channels.telegram import WEBHOOK_SECRET_HEADER
 from bot.settings import Settings
 from models.tables import Report, ReportPhoto
@@ -312,3 +314,32 @@ async def test_a_reply_that_failed_is_sent_again(bot: Runtime, fake: FakeTelegra
     await user.send_text("/help")
     assert "/report" in await last_text(user)
     assert [call.status for call in fake.calls_to("sendMessage")] == [500, 200]
+
+
+async def test_a_send_slower_than_polling_allows_is_waited_for_not_repeated(
+    bot: Runtime, fake: FakeTelegram
+) -> None:
+    """The Bot API stalls 12 s on a reply (over a 10 s timeout, but sends may take longer):
+    the reply is sent once."""
+    user = fake.user(user_id=7008)
+    fake.stall("sendMessage", 12)
+    await user.send_text("/help")
+    await fake.wait_until(lambda: bool(fake.calls_to("sendMessage")), timeout=40, what="a send")
+    assert [call.status for call in fake.calls_to("sendMessage")] == [200]
+    assert len(user.inbox) == 1
+
+
+async def test_a_send_that_may_have_gone_through_is_counted_when_sent_again(
+    bot: Runtime, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stall past the send timeout: Telegram sent the reply but the bot never heard, so
+    it sends it again; the log counts that in-flight duplicate."""
+    monkeypatch.setattr(telegram_lean, "SEND_TIMEOUT_SECONDS", 1.0)
+    user = fake.user(user_id=7009)
+    fake.stall("sendMessage", 3)
+    with capture_logs() as logs:
+        await user.send_text("/help")
+        first, again = await user.wait_for_messages(2, timeout=30)
+    assert first.plain_text == again.plain_text
+    [duplicate] = [line for line in logs if line["event"] == "telegram.send.maybe_duplicate"]
+    assert duplicate["chat_id"] == str(user.chat_id)

@@ -37,6 +37,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -44,7 +45,7 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_inbox import InboxQueue
-from bot.channels.telegram_lean import LeanSender
+from bot.channels.telegram_lean import SEND_TIMEOUT_SECONDS, TRANSIENT_RETRY_SECONDS, LeanSender
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.messages import (
@@ -392,6 +393,7 @@ class TelegramChannel:
             return await self.send(outbound)
         except DeliveryFailed as failure:  # from the lean path, which knows no parts
             failure.parts_sent = done
+            _note_maybe_sent(outbound, failure)
             raise
         except RetryAfter as error:
             retry_in = _seconds(error.retry_after)
@@ -402,7 +404,15 @@ class TelegramChannel:
             log.error("telegram.send.bad_request", chat_id=outbound.chat_id, error=str(error))
             raise DeliveryFailed(str(error), None, parts_sent=done) from error
         except (NetworkError, TelegramError) as error:
-            raise DeliveryFailed(str(error), 5.0, backoff=True, parts_sent=done) from error
+            transient = DeliveryFailed(
+                str(error),
+                TRANSIENT_RETRY_SECONDS,
+                backoff=True,
+                parts_sent=done,
+                maybe_sent=isinstance(error, TimedOut),
+            )
+            _note_maybe_sent(outbound, transient)
+            raise transient from error
 
     def _parts(self, outbound: Outbound) -> list[Callable[[], Awaitable[str]]]:
         """The calls that send `outbound`, in order; each returns a message id or ""."""
@@ -512,6 +522,18 @@ def _markup(
     return None
 
 
+def _note_maybe_sent(outbound: Outbound, failure: DeliveryFailed) -> None:
+    """Log a send that may have gone through although it failed: its retry is then an
+    in-flight duplicate (each such line counts one at most; an edit repeats harmlessly)."""
+    if failure.maybe_sent and failure.retry_in is not None and not outbound.edit_message_id:
+        log.warning(
+            "telegram.send.maybe_duplicate",
+            chat_id=outbound.chat_id,
+            bulk=outbound.bulk,
+            reason=str(failure),
+        )
+
+
 def _seconds(retry_after: object) -> float:
     total_seconds = getattr(retry_after, "total_seconds", None)
     return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
@@ -529,7 +551,7 @@ def build_application(
         .base_url(f"{api_base_url.rstrip('/')}/bot")
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
         .concurrent_updates(8)
-        .request(AiohttpRequest(connections=64))
+        .request(AiohttpRequest(connections=64, read_timeout=SEND_TIMEOUT_SECONDS))
         .get_updates_request(AiohttpRequest(connections=1))
     )
     if webhook:
