@@ -138,6 +138,20 @@ def received(fake: FakeTelegram, users: range) -> Counter[int]:
     )
 
 
+async def kill_when_received(
+    process: BotProcess, fake: FakeTelegram, users: range, count: int
+) -> int:
+    """SIGKILL `process` once `count` of `users` got the broadcast; returns the sends so far."""
+    try:
+        await fake.wait_until(
+            lambda: len(received(fake, users)) >= count, timeout=60, what=f"{count} recipients"
+        )
+        process.kill()
+    finally:
+        process.stop()
+    return sum(received(fake, users).values())
+
+
 async def all_recorded_sent(database_url: str) -> bool:
     engine = db.make_engine(database_url)
     try:
@@ -170,14 +184,7 @@ async def test_sigkill_mid_broadcast_then_restart_misses_nobody(
     async with FakeTelegram() as fake:
         users = await prepare(database_url, fake)
         first = BotProcess("first", database_url, fake, tmp_path)
-        try:
-            await fake.wait_until(
-                lambda: len(received(fake, users)) >= RECIPIENTS // 3, timeout=60, what="a third"
-            )
-            first.kill()
-        finally:
-            first.stop()
-        at_kill = sum(received(fake, users).values())
+        at_kill = await kill_when_received(first, fake, users, RECIPIENTS // 3)
         second = BotProcess("second", database_url, fake, tmp_path)
         try:
             await fake.wait_until(
@@ -208,14 +215,8 @@ async def test_a_restart_mid_broadcast_listens_at_once_and_resumes_within_second
     async with FakeTelegram() as fake:
         users = await prepare(database_url, fake)
         first = BotProcess("first", database_url, fake, tmp_path, lease)
-        try:
-            await fake.wait_until(
-                lambda: len(received(fake, users)) >= RECIPIENTS // 2, timeout=60, what="half"
-            )
-            first.kill()
-        finally:
-            first.stop()
-        at_kill, polls = sum(received(fake, users).values()), fake.polls
+        at_kill = await kill_when_received(first, fake, users, RECIPIENTS // 2)
+        polls = fake.polls
         citizen = fake.user(user_id=FIRST_USER - 1)
         await citizen.send_text("/start")
         clock = asyncio.get_running_loop().time

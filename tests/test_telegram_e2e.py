@@ -234,13 +234,18 @@ async def test_stale_and_double_pressed_buttons(bot: Runtime, fake: FakeTelegram
     assert len(fake.calls_to("answerCallbackQuery")) == 2
 
 
-async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTelegram) -> None:
+async def webhook_bot(settings: Settings, fake: FakeTelegram) -> tuple[Runtime, str]:
+    """The bot in webhook mode on a free port, and its webhook's address."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
     config = bot_settings(
         settings, fake, http_port=port, telegram_webhook_url=url, telegram_webhook_secret=SECRET
     )
-    runtime = await started(config)
+    return await started(config), url
+
+
+async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTelegram) -> None:
+    runtime, url = await webhook_bot(settings, fake)
     try:
         [registration] = fake.calls_to("setWebhook")
         assert registration.params["secret_token"] == SECRET
@@ -263,7 +268,7 @@ async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTele
             for headers in ({}, {WEBHOOK_SECRET_HEADER: "wrong"}):
                 async with http.post(url, json=forged, headers=headers) as response:
                     assert response.status == 403
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            async with http.get(url.replace("/telegram/webhook", "/healthz")) as response:
                 health = await response.json()
         assert health == {"status": "ok", "database": "ok", "channels": ["telegram", "web"]}
         assert fake.user(user_id=6006).inbox == []
@@ -275,12 +280,7 @@ async def test_webhook_handles_a_redelivered_update_once(
     settings: Settings, fake: FakeTelegram
 ) -> None:
     """Telegram posts an update again when it saw no answer in time: one reply, not two."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/telegram/webhook"
-    config = bot_settings(
-        settings, fake, http_port=port, telegram_webhook_url=url, telegram_webhook_secret=SECRET
-    )
-    runtime = await started(config)
+    runtime, url = await webhook_bot(settings, fake)
     user = fake.user(user_id=6007)
     update = {
         "update_id": 900,
