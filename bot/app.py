@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import db
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel, build_application
+from bot.channels.telegram_inbox import InboxQueue
 from bot.channels.web import (
     SANDBOX_GRANTOR,
     WebChatChannel,
@@ -48,6 +49,7 @@ from handlers.router import SessionFactory, handle_inbound
 from handlers.staff import staff_command_menus
 from handlers.unused_photos import forget_unused_photos
 from models.communes import CommuneDirectory, bundled_area_tags, load_area_tags
+from models.inbox import forget_handled
 from models.outbox import enqueue
 from models.people import grant_role, revoke_grants_by
 from models.receipts import forget_receipts
@@ -159,8 +161,11 @@ class Runtime:
                 )
 
     async def forget_old_receipts(self) -> None:
+        """Platforms stop redelivering long before: forget what only served to spot a replay."""
+        before = datetime.now(UTC) - RECEIPTS_KEPT
         async with self.sessions() as session, session.begin():
-            await forget_receipts(session, datetime.now(UTC) - RECEIPTS_KEPT)
+            await forget_receipts(session, before)
+            await forget_handled(session, before)
 
     async def send_paced(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
         """Send at once, but within the leader's limits (progress messages)."""
@@ -401,12 +406,15 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
             "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
             "set a long random secret (for example `openssl rand -hex 32`)."
         )
+    inbox = InboxQueue(runtime.sessions)
     channel = TelegramChannel(
         build_application(
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_api_base_url,
+            inbox,
             webhook=settings.telegram_webhook_mode,
         ),
+        inbox,
         handle,
         runtime.services.media,
         dict(runtime.services.translations),

@@ -184,12 +184,12 @@ def _failure(outcome: Outcome, now: datetime) -> dict[str, Any]:
 async def release(
     session: AsyncSession, *, token: str | None = None, before: datetime | None = None
 ) -> int:
-    """Make claimed messages due again: this run's own (`token`), or any claimed `before`.
+    """Make claimed messages due again: this run's own (`token`), any claimed `before`, or
+    (neither given) every claim: a new leader's, whose lock proves the claimers gone.
 
     A message claimed by a run that died was either never sent, or sent without its
     outcome written; the second kind is the only way a recipient can receive one twice.
-    Another run's claims are taken back only after a lease, so a leader that lost its
-    lock a moment ago cannot have its sends repeated by the next one.
+    A non-leader takes back another run's claims only after a lease.
     """
     statement = update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.SENDING)
     if token is not None:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, col
@@ -513,3 +513,21 @@ class InboundReceipt(SQLModel, table=True):
     channel: str = Field(max_length=16)
     message_id: str = Field(max_length=128)
     received_at: datetime = _timestamp(index=True)
+
+
+class InboxUpdate(SQLModel, table=True):
+    """A platform update kept before it is acknowledged, until it has been handled.
+
+    The webhook answers 200 (and polling confirms) only once the update is stored here; the
+    bot handles it from here, marks it handled, and on start handles what a killed run left.
+    """
+
+    __tablename__ = "inbox_update"
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    update_id: int = Field(sa_type=BigInteger)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime = _timestamp()
+    handled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

@@ -7,9 +7,10 @@ no other), and every send is paced by the channel's `RateLimiter`. Outcomes are 
 in batches. A 429 reschedules only that chat's messages; a recipient who blocked the bot
 loses their subscription; a database error is logged and the loop goes on.
 
-Killed at any moment, the rows it had claimed stay `sending` under its run token; after
-a lease any dispatcher releases them (`models.outbox.release`). Only those whose send had
-gone out but whose outcome was not yet written can reach a recipient twice.
+Killed at any moment, the rows it had claimed stay `sending` under its run token; the
+next leader takes them back as it starts (its lock proves this run gone), and any
+dispatcher releases them after a lease (`models.outbox.release`). Only those whose send
+had gone out but whose outcome was not yet written can reach a recipient twice.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class DeliveryFailed(Exception):
     A 429 is not one: its `retry_after` is the platform's word, honoured as given.
     `recipient_gone`: the person blocked the bot or no longer exists; stop writing to them.
     `parts_sent`: calls of a several-call message that went through (a retry skips them).
+    `maybe_sent`: the request left and no answer came (a timeout): the platform may have
+    sent the message, and then its retry is a duplicate.
     """
 
     def __init__(
@@ -59,11 +62,13 @@ class DeliveryFailed(Exception):
         backoff: bool = False,
         recipient_gone: bool = False,
         parts_sent: int = 0,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retry_in = retry_in
         self.backoff = backoff
         self.recipient_gone = recipient_gone
+        self.maybe_sent = maybe_sent
         self.parts_sent = parts_sent
         """Platform calls of the message that went through before this failure."""
 
@@ -141,7 +146,11 @@ class Dispatcher:
         self.stats = DispatchStats()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; then finish the sends under way and write outcomes."""
+        """Deliver until `stop` is set; then finish the sends under way and write outcomes.
+
+        The run begins by taking back every row left `sending` (`_release_stale`): it runs in
+        the leader, whose lock proves the run that claimed them gone.
+        """
         flusher = asyncio.create_task(self._flush_loop())
         try:
             while not stop.is_set():
@@ -204,12 +213,15 @@ class Dispatcher:
         return claimed
 
     async def _release_stale(self) -> None:
-        """Take back, after the lease, what a dead (or deposed) dispatcher had claimed."""
+        """Take back what other runs claimed: all of it at first, since the run leads (its
+        lock proves the runs that claimed them gone); later, only claims past the lease (a
+        deposed leader's: it finishes its own sends within that time)."""
         if time.monotonic() < self._next_release:
             return
-        self._next_release = time.monotonic() + self._lease.total_seconds() / 4
+        first = self._next_release == 0.0
         async with self._sessions() as session, session.begin():
-            released = await release(session, before=self._now() - self._lease)
+            released = await release(session, before=None if first else self._now() - self._lease)
+        self._next_release = time.monotonic() + self._lease.total_seconds() / 4
         if released:
             self.stats.released += released
             log.warning("outbox.released_in_flight", count=released)

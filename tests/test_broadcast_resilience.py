@@ -43,7 +43,14 @@ RATE = 100
 class BotProcess:
     """`python -m bot run` in a subprocess, its JSON log kept in a file."""
 
-    def __init__(self, name: str, database_url: str, fake: FakeTelegram, tmp_path: Path):
+    def __init__(
+        self,
+        name: str,
+        database_url: str,
+        fake: FakeTelegram,
+        tmp_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         env = {
             key: value
             for key, value in os.environ.items()
@@ -61,6 +68,7 @@ class BotProcess:
             OUTBOX_LEASE_SECONDS="2",
             LOG_JSON="true",
         )
+        env.update(extra_env or {})
         self.log = tmp_path / f"{name}.log"
         self._out = self.log.open("w")
         self.process = subprocess.Popen(
@@ -130,6 +138,20 @@ def received(fake: FakeTelegram, users: range) -> Counter[int]:
     )
 
 
+async def kill_when_received(
+    process: BotProcess, fake: FakeTelegram, users: range, count: int
+) -> int:
+    """SIGKILL `process` once `count` of `users` got the broadcast; returns the sends so far."""
+    try:
+        await fake.wait_until(
+            lambda: len(received(fake, users)) >= count, timeout=60, what=f"{count} recipients"
+        )
+        process.kill()
+    finally:
+        process.stop()
+    return sum(received(fake, users).values())
+
+
 async def all_recorded_sent(database_url: str) -> bool:
     engine = db.make_engine(database_url)
     try:
@@ -162,14 +184,7 @@ async def test_sigkill_mid_broadcast_then_restart_misses_nobody(
     async with FakeTelegram() as fake:
         users = await prepare(database_url, fake)
         first = BotProcess("first", database_url, fake, tmp_path)
-        try:
-            await fake.wait_until(
-                lambda: len(received(fake, users)) >= RECIPIENTS // 3, timeout=60, what="a third"
-            )
-            first.kill()
-        finally:
-            first.stop()
-        at_kill = sum(received(fake, users).values())
+        at_kill = await kill_when_received(first, fake, users, RECIPIENTS // 3)
         second = BotProcess("second", database_url, fake, tmp_path)
         try:
             await fake.wait_until(
@@ -187,6 +202,51 @@ async def test_sigkill_mid_broadcast_then_restart_misses_nobody(
     )
     assert in_flight > 0, "the kill came mid-broadcast"
     assert twice <= in_flight, "only messages in flight at the kill may be repeated"
+    assert set(counts) == set(users)
+
+
+async def test_a_restart_mid_broadcast_listens_at_once_and_resumes_within_seconds(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Killed at half a broadcast, with the production lease: the next run polls at once
+    and, holding the leader lock, takes back its dead predecessor's in-flight rows without
+    waiting out the lease."""
+    lease = {"OUTBOX_LEASE_SECONDS": "60"}
+    async with FakeTelegram() as fake:
+        users = await prepare(database_url, fake)
+        first = BotProcess("first", database_url, fake, tmp_path, lease)
+        at_kill = await kill_when_received(first, fake, users, RECIPIENTS // 2)
+        polls = fake.polls
+        citizen = fake.user(user_id=FIRST_USER - 1)
+        await citizen.send_text("/start")
+        clock = asyncio.get_running_loop().time
+        started_at = clock()
+        second = BotProcess("second", database_url, fake, tmp_path, lease)
+        try:
+            await fake.wait_until(lambda: fake.polls > polls, timeout=30, what="a getUpdates")
+            listening = clock() - started_at
+            await citizen.wait_for_messages(1, timeout=30)
+            answered = clock() - started_at
+            await fake.wait_until(
+                lambda: sum(received(fake, users).values()) > at_kill, what="a broadcast send"
+            )
+            resumed = clock() - started_at
+            await fake.wait_until(
+                lambda: set(received(fake, users)) == set(users), timeout=30, what="everyone"
+            )
+            done = clock() - started_at
+            await wait_recorded(database_url)
+        finally:
+            second.stop()
+    counts = received(fake, users)
+    twice = sum(count - 1 for count in counts.values())
+    print(
+        f"\nSIGKILL after {at_kill} of {RECIPIENTS} sends; restarted: first getUpdates after "
+        f"{listening:.1f} s, a citizen answered after {answered:.1f} s, first broadcast send "
+        f"after {resumed:.1f} s, everyone after "
+        f"{done:.1f} s; {released(second)} in-flight rows taken back, {twice} received twice"
+    )
+    assert twice <= released(second), "only messages in flight at the kill may be repeated"
     assert set(counts) == set(users)
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from sqlmodel import select
+from structlog.testing import capture_logs
 
 from bot.app import Runtime, build_runtime
+from bot.channels import telegram_lean
 from bot.channels.telegram import WEBHOOK_SECRET_HEADER
 from bot.settings import Settings
 from models.tables import Report, ReportPhoto
@@ -232,13 +234,18 @@ async def test_stale_and_double_pressed_buttons(bot: Runtime, fake: FakeTelegram
     assert len(fake.calls_to("answerCallbackQuery")) == 2
 
 
-async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTelegram) -> None:
+async def webhook_bot(settings: Settings, fake: FakeTelegram) -> tuple[Runtime, str]:
+    """The bot in webhook mode on a free port, and its webhook's address."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
     config = bot_settings(
         settings, fake, http_port=port, telegram_webhook_url=url, telegram_webhook_secret=SECRET
     )
-    runtime = await started(config)
+    return await started(config), url
+
+
+async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTelegram) -> None:
+    runtime, url = await webhook_bot(settings, fake)
     try:
         [registration] = fake.calls_to("setWebhook")
         assert registration.params["secret_token"] == SECRET
@@ -261,12 +268,44 @@ async def test_webhook_mode_checks_the_secret(settings: Settings, fake: FakeTele
             for headers in ({}, {WEBHOOK_SECRET_HEADER: "wrong"}):
                 async with http.post(url, json=forged, headers=headers) as response:
                     assert response.status == 403
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            async with http.get(url.replace("/telegram/webhook", "/healthz")) as response:
                 health = await response.json()
         assert health == {"status": "ok", "database": "ok", "channels": ["telegram", "web"]}
         assert fake.user(user_id=6006).inbox == []
     finally:
         await runtime.stop()
+
+
+async def test_webhook_handles_a_redelivered_update_once(
+    settings: Settings, fake: FakeTelegram
+) -> None:
+    """Telegram posts an update again when it saw no answer in time: one reply, not two."""
+    runtime, url = await webhook_bot(settings, fake)
+    user = fake.user(user_id=6007)
+    update = {
+        "update_id": 900,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            "chat": {"id": user.chat_id, "type": "private"},
+            "from": user.user,
+        },
+    }
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(3):
+                async with http.post(
+                    url, json=update, headers={WEBHOOK_SECRET_HEADER: SECRET}
+                ) as response:
+                    assert response.status == 200
+        assert "Chào mừng" in await last_text(user)
+        await user.send_text("/help")
+        await user.wait_for_messages(1)
+    finally:
+        await runtime.stop()
+    assert len([m for m in user.inbox if "Chào mừng" in (m.plain_text or "")]) == 1
 
 
 async def test_a_reply_that_failed_is_sent_again(bot: Runtime, fake: FakeTelegram) -> None:
@@ -275,3 +314,32 @@ async def test_a_reply_that_failed_is_sent_again(bot: Runtime, fake: FakeTelegra
     await user.send_text("/help")
     assert "/report" in await last_text(user)
     assert [call.status for call in fake.calls_to("sendMessage")] == [500, 200]
+
+
+async def test_a_send_slower_than_polling_allows_is_waited_for_not_repeated(
+    bot: Runtime, fake: FakeTelegram
+) -> None:
+    """The Bot API stalls 12 s on a reply (over a 10 s timeout, but sends may take longer):
+    the reply is sent once."""
+    user = fake.user(user_id=7008)
+    fake.stall("sendMessage", 12)
+    await user.send_text("/help")
+    await fake.wait_until(lambda: bool(fake.calls_to("sendMessage")), timeout=40, what="a send")
+    assert [call.status for call in fake.calls_to("sendMessage")] == [200]
+    assert len(user.inbox) == 1
+
+
+async def test_a_send_that_may_have_gone_through_is_counted_when_sent_again(
+    bot: Runtime, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stall past the send timeout: Telegram sent the reply but the bot never heard, so
+    it sends it again; the log counts that in-flight duplicate."""
+    monkeypatch.setattr(telegram_lean, "SEND_TIMEOUT_SECONDS", 1.0)
+    user = fake.user(user_id=7009)
+    fake.stall("sendMessage", 3)
+    with capture_logs() as logs:
+        await user.send_text("/help")
+        first, again = await user.wait_for_messages(2, timeout=30)
+    assert first.plain_text == again.plain_text
+    [duplicate] = [line for line in logs if line["event"] == "telegram.send.maybe_duplicate"]
+    assert duplicate["chat_id"] == str(user.chat_id)

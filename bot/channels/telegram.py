@@ -37,6 +37,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -44,7 +45,8 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.json_body import json_object
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
-from bot.channels.telegram_lean import LeanSender
+from bot.channels.telegram_inbox import InboxQueue
+from bot.channels.telegram_lean import SEND_TIMEOUT_SECONDS, TRANSIENT_RETRY_SECONDS, LeanSender
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.messages import (
@@ -97,6 +99,7 @@ class TelegramChannel:
     def __init__(
         self,
         application: Application,
+        inbox: InboxQueue,
         handle: InboundHandler,
         media: MediaStore,
         translations: dict[str, Translator],
@@ -111,6 +114,7 @@ class TelegramChannel:
         keep: Keep | None = None,
     ) -> None:
         self.application = application
+        self._inbox = inbox
         self._paid_broadcast = paid_broadcast
         self._file_ids: dict[str, str] = {}
         self._uploading: dict[str, asyncio.Lock] = {}
@@ -138,6 +142,7 @@ class TelegramChannel:
 
     async def start(self) -> None:
         await self.application.initialize()
+        await self._inbox.replay(self.application.bot)
         await self._publish_commands()
         await self.sync_staff_menus()
         if self._webhook_url:
@@ -206,12 +211,20 @@ class TelegramChannel:
             update = Update.de_json(body, self.application.bot)
         except (ValueError, TypeError, KeyError, AttributeError):
             return web.Response(status=400)
-        await self.application.update_queue.put(update)
+        await self.application.update_queue.put(update)  # kept in the inbox first
         return web.Response()
 
     # ---- inbound --------------------------------------------------------------------
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Handle a kept update and mark it handled, also when its handling failed (logged):
+        only a killed process leaves an update to handle again at the next start."""
+        try:
+            await self._handle_update(update)
+        finally:
+            await self._inbox.handled(update.update_id)
+
+    async def _handle_update(self, update: Update) -> None:
         if update.message is not None and update.message.migrate_to_chat_id is not None:
             await self._on_migrated(
                 str(update.message.chat.id), str(update.message.migrate_to_chat_id)
@@ -384,6 +397,7 @@ class TelegramChannel:
             return await self.send(outbound)
         except DeliveryFailed as failure:  # from the lean path, which knows no parts
             failure.parts_sent = done
+            _note_maybe_sent(outbound, failure)
             raise
         except RetryAfter as error:
             retry_in = _seconds(error.retry_after)
@@ -394,7 +408,15 @@ class TelegramChannel:
             log.error("telegram.send.bad_request", chat_id=outbound.chat_id, error=str(error))
             raise DeliveryFailed(str(error), None, parts_sent=done) from error
         except (NetworkError, TelegramError) as error:
-            raise DeliveryFailed(str(error), 5.0, backoff=True, parts_sent=done) from error
+            transient = DeliveryFailed(
+                str(error),
+                TRANSIENT_RETRY_SECONDS,
+                backoff=True,
+                parts_sent=done,
+                maybe_sent=isinstance(error, TimedOut),
+            )
+            _note_maybe_sent(outbound, transient)
+            raise transient from error
 
     def _parts(self, outbound: Outbound) -> list[Callable[[], Awaitable[str]]]:
         """The calls that send `outbound`, in order; each returns a message id or ""."""
@@ -504,20 +526,36 @@ def _markup(
     return None
 
 
+def _note_maybe_sent(outbound: Outbound, failure: DeliveryFailed) -> None:
+    """Log a send that may have gone through although it failed: its retry is then an
+    in-flight duplicate (each such line counts one at most; an edit repeats harmlessly)."""
+    if failure.maybe_sent and failure.retry_in is not None and not outbound.edit_message_id:
+        log.warning(
+            "telegram.send.maybe_duplicate",
+            chat_id=outbound.chat_id,
+            bulk=outbound.bulk,
+            reason=str(failure),
+        )
+
+
 def _seconds(retry_after: object) -> float:
     total_seconds = getattr(retry_after, "total_seconds", None)
     return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
 
 
-def build_application(token: str, api_base_url: str, *, webhook: bool) -> Application:
-    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake)."""
+def build_application(
+    token: str, api_base_url: str, inbox: InboxQueue, *, webhook: bool
+) -> Application:
+    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake),
+    taking its updates through `inbox`."""
     builder = (
         ApplicationBuilder()
         .token(token)
+        .update_queue(inbox)
         .base_url(f"{api_base_url.rstrip('/')}/bot")
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
         .concurrent_updates(8)
-        .request(AiohttpRequest(connections=64))
+        .request(AiohttpRequest(connections=64, read_timeout=SEND_TIMEOUT_SECONDS))
         .get_updates_request(AiohttpRequest(connections=1))
     )
     if webhook:

@@ -18,7 +18,11 @@ from telegram.error import ChatMigrated
 
 from scheduler.dispatcher import DeliveryFailed
 
-TIMEOUT_SECONDS = 10.0
+SEND_TIMEOUT_SECONDS = 30.0
+"""How long a send may wait for Telegram's answer. The Bot API has no idempotency key: a
+send that timed out may have gone through, and its retry is then a duplicate. Telegram
+answers in well under a second, so a long timeout costs nothing until the API stalls, and
+then it holds the chat's queue (and a dispatcher slot) rather than send twice."""
 TRANSIENT_RETRY_SECONDS = 5.0
 
 log = structlog.get_logger(__name__)
@@ -54,7 +58,10 @@ class LeanSender:
             status, answer = await self._post("sendMessage", body)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise DeliveryFailed(
-                f"network: {type(error).__name__}", TRANSIENT_RETRY_SECONDS, backoff=True
+                f"network: {type(error).__name__}",
+                TRANSIENT_RETRY_SECONDS,
+                backoff=True,
+                maybe_sent=not isinstance(error, aiohttp.ClientConnectorError),
             ) from None
         return _message_id(status, answer)
 
@@ -76,7 +83,7 @@ class LeanSender:
         async with self._client().post(
             f"{self._bot_url}/{method}",
             json=body,
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+            timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS),
         ) as response:
             return response.status, await response.read()
 

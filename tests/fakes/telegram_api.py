@@ -710,6 +710,7 @@ class FakeTelegram:
         self.uploads: list[StoredFile] = []  # files the bot uploaded, in order
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.waiting_polls = 0  # getUpdates calls waiting for an update right now
+        self.polls = 0  # getUpdates calls received so far
         self._webhook_retry_delay = webhook_retry_delay
         self._handlers: dict[str, tuple[str, _Handler]] = {
             name.lower(): (name, handler)
@@ -754,6 +755,8 @@ class FakeTelegram:
         self._callback_query_count = 0
         self._media_group_count = 0
         self._failures: dict[str, deque[_ApiError]] = {}
+        self._stalls: dict[str, deque[float]] = {}
+        self.stalled = 0  # calls whose answer stall() held back so far
         self._blocked: set[int] = set()
         self._rate_limit: int | None = None
         self._recent_sends: deque[float] = deque()
@@ -844,6 +847,12 @@ class FakeTelegram:
             )
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend(_ApiError(status, description, retry_after) for _ in range(times))
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Hold back the answer to the next ``times`` calls of ``method`` for ``seconds``: the
+        call takes effect (a message is sent) but its answer comes late, or never reaches a
+        client that gave up (a Bot API that stalls)."""
+        self._stalls.setdefault(method.lower(), deque()).extend([seconds] * times)
 
     def limit_rate(self, per_second: int | None) -> None:
         """Refuse sends beyond ``per_second`` in any one-second window with 429, as Telegram
@@ -962,11 +971,18 @@ class FakeTelegram:
             if method in _BLOCKABLE_METHODS:
                 self._check_rate()
             status, body = 200, {"ok": True, "result": await handler(params, uploads)}
+            await self._stall(method)
         except _ApiError as error:
             status, body = error.status, error.body()
         files = {name: upload.data for name, upload in uploads.items()}
         self.calls.append(ApiCall(method, params, files, status, body))
         return web.json_response(body, status=status)
+
+    async def _stall(self, method: str) -> None:
+        stalls = self._stalls.get(method.lower())
+        if stalls:
+            self.stalled += 1
+            await asyncio.sleep(stalls.popleft())
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         stored = self._files_by_path.get(request.match_info["file_path"])
@@ -1241,6 +1257,7 @@ class FakeTelegram:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
+        self.polls += 1
         if "allowed_updates" in params:
             self._allowed_updates = list(params["allowed_updates"] or [])
         offset = params.get("offset", 0)
