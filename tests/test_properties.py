@@ -337,6 +337,7 @@ async def test_zalo_webhook_survives_any_event(
 @ROBUST
 @given(event=ZALO_EVENTS)
 @example(event={"event_name": "user.follow", "follower": {"id": "z-42"}})
+@example(event={"message": {"message_id": "m-1", "from": {"id": "z" * 65}, "text": "/start"}})
 async def test_zalo_polling_survives_any_event(
     zalo_polling: None,
     zalo: FakeZalo,
