@@ -38,11 +38,14 @@ from models.conversations import ConcurrentUpdate, save_conversation
 from models.moderation import MODERATORS
 from models.pending import clear_input
 from models.state import load_sender
+from models.tables import Person
 
 SessionFactory = Callable[[], AsyncSession]
 Flow = Callable[[FlowContext], Awaitable[None]]
 
 MAX_ATTEMPTS = 5
+ID_MAX_LENGTH: int = Person.__table__.c.external_id.type.length  # type: ignore[attr-defined]
+"""No platform's ids are longer; a longer one is forged and would not fit the tables."""
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +104,9 @@ async def handle_inbound(
     services: Services, sessions: SessionFactory, inbound: Inbound, capabilities: Capabilities
 ) -> list[Outbound]:
     """Handle one update; updates of one person run one at a time, in arrival order."""
+    if max(len(inbound.user_id), len(inbound.chat_id)) > ID_MAX_LENGTH:
+        log.warning("update.id_too_long", channel=inbound.channel, update_id=inbound.update_id)
+        return []
     verdict = services.flood.check_inbound(inbound, time.monotonic())
     if verdict is Verdict.DROP:
         return []

@@ -256,6 +256,18 @@ class TelegramChannel:
         await self._lean.answer_button(query.id, to_plain(text)[:200])
 
     def to_inbound(self, update: Update) -> Inbound | None:
+        """The neutral form of `update`; None for what is not for the flows, and for an
+        update that breaks the Bot API's types (a number for a text, no chat): only a
+        forger sends those, and they must not reach the flows."""
+        try:
+            inbound = self._translate(update)
+        except (AttributeError, TypeError, ValueError):
+            inbound = None
+        if inbound is None or not _well_typed(inbound):
+            return None
+        return inbound
+
+    def _translate(self, update: Update) -> Inbound | None:
         query = update.callback_query
         if query is not None:
             if query.message is None or query.data is None:
@@ -502,6 +514,25 @@ class TelegramChannel:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
         log.error("telegram.update.failed", update_id=update_id, exc_info=context.error)
+
+
+def _well_typed(inbound: Inbound) -> bool:
+    """Whether the texts of `inbound` are texts and its sizes numbers."""
+    texts: list[object] = [inbound.display_name, inbound.text, inbound.payload]
+    optional_texts: list[object] = [inbound.language_code]
+    size: object = None
+    if inbound.attachment is not None:
+        attachment = inbound.attachment
+        texts.append(attachment.file_id)
+        optional_texts += [attachment.mime_type, attachment.file_name, attachment.group_id]
+        size = attachment.size
+    if inbound.contact is not None:
+        texts += [inbound.contact.phone, inbound.contact.name]
+    return (
+        all(isinstance(text, str) for text in texts)
+        and all(text is None or isinstance(text, str) for text in optional_texts)
+        and (size is None or isinstance(size, int))
+    )
 
 
 def _markup(
