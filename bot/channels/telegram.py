@@ -205,8 +205,7 @@ class TelegramChannel:
             log.warning("telegram.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
         body = await json_object(request)
-        update_id = body.get("update_id") if body is not None else None
-        if not isinstance(update_id, int) or isinstance(update_id, bool):
+        if body is None or type(body.get("update_id")) is not int:
             return web.Response(status=400)  # not an update: nothing to keep or retry
         try:
             update = Update.de_json(body, self.application.bot)
