@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -17,6 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import sqlite_driver
 from bot.settings import DEFAULT_DATABASE_URL, ConfigurationError
+from models.runtime_settings import set_value
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS = "models:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -127,3 +134,60 @@ def upgrade_sync(database_url: str, revision: str = "head") -> None:
 async def upgrade(database_url: str, revision: str = "head") -> None:
     """Run migrations in a worker thread: Alembic's async env needs its own event loop."""
     await asyncio.to_thread(upgrade_sync, database_url, revision)
+
+
+_SQLSTATE_PROBLEMS = {"25006": "read-only", "53100": "disk full", "53200": "out of memory"}
+_SQLITE_PROBLEMS = {
+    "readonly database": "read-only",
+    "database or disk is full": "disk full",
+    "disk i/o error": "disk I/O error",
+    "unable to open database": "unreachable",
+}
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """Why the database cannot store anything now ("read-only", "disk full",
+    "unreachable"), or None when `error` is not about the database being unavailable."""
+    if isinstance(error, DBAPIError):
+        orig = error.orig
+        state = str(getattr(orig, "sqlstate", "") or "")
+        if state in _SQLSTATE_PROBLEMS:
+            return _SQLSTATE_PROBLEMS[state]
+        message = str(orig).lower()
+        found = next((p for text, p in _SQLITE_PROBLEMS.items() if text in message), None)
+        return found or ("unreachable" if error.connection_invalidated else None)
+    if isinstance(error, OSError):
+        return "unreachable"
+    return None
+
+
+class WriteProbe:
+    """Whether the database takes writes: a small committed write (not only `SELECT 1`),
+    so a read-only or full database shows. A result is reused for `every` seconds."""
+
+    KEY = "health.write_probe"
+
+    def __init__(self, engine: AsyncEngine, *, every: float = 1.0) -> None:
+        self._sessions = session_factory(engine)
+        self._every = every
+        self._checked_at = -math.inf
+        self._problem: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def problem(self) -> str | None:
+        """None when a write just went through, else why not (e.g. "read-only")."""
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self._every:
+                self._problem = await self._write()
+                self._checked_at = time.monotonic()
+            return self._problem
+
+    async def _write(self) -> str | None:
+        try:
+            async with self._sessions() as session, session.begin():
+                await set_value(session, self.KEY, datetime.now(UTC).isoformat())
+        except Exception as error:
+            problem = storage_problem(error) or f"error: {type(error).__name__}"
+            log.warning("database.write_probe.failed", problem=problem)
+            return problem
+        return None

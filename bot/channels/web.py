@@ -26,10 +26,12 @@ from uuid import uuid4
 
 import structlog
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+from sqlalchemy.exc import DBAPIError
 
 from bot.channels.base import InboundHandler, ReplySender
 from bot.channels.richtext import to_segments
 from bot.channels.web_assets import REVALIDATE, WebAssets
+from bot.db import storage_problem
 from handlers.context import Translator
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import (
@@ -98,6 +100,9 @@ UI_TEXTS = {
     "remove": N_("Remove photo"),
     "send_photos": N_("Send photos ({count})"),
     "cancel": N_("Cancel"),
+    "unavailable": N_(
+        "Your message could not be saved just now. Please send it again in a few minutes."
+    ),
 }
 
 
@@ -310,14 +315,11 @@ class WebChatChannel:
             return
         if kind == "text" and isinstance(frame.get("text"), str):
             text = frame["text"][:MAX_TEXT_CHARS]
-            await self._remember_user(chat_id, text)
-            await self._dispatch(self._text_inbound(chat_id, text))
+            await self._take_in(socket, text, self._text_inbound(chat_id, text), draft=text)
         elif kind == "button" and isinstance(frame.get("payload"), str):
             label = str(frame.get("label", ""))[:200]
-            await self._remember_user(chat_id, label or frame["payload"])
-            await self._dispatch(
-                self._inbound(chat_id, InboundKind.BUTTON, payload=frame["payload"][:64])
-            )
+            inbound = self._inbound(chat_id, InboundKind.BUTTON, payload=frame["payload"][:64])
+            await self._take_in(socket, label or frame["payload"], inbound, draft="")
         else:
             await socket.send_json({"type": "error", "reason": "unknown frame"})
 
@@ -388,6 +390,21 @@ class WebChatChannel:
             await self._replies.deliver(await self._handle(inbound, CAPABILITIES))
         finally:
             structlog.contextvars.unbind_contextvars("update_id", "channel")
+
+    async def _take_in(
+        self, socket: web.WebSocketResponse, shown: str, inbound: Inbound, *, draft: str
+    ) -> None:
+        """Keep what the person sent and answer it. While the database cannot store it, the
+        page says so (in its language, from the hello's texts) and gets the typed text back."""
+        try:
+            await self._remember_user(inbound.chat_id, shown)
+            await self._dispatch(inbound)
+        except (DBAPIError, OSError) as error:
+            problem = storage_problem(error)
+            if problem is None:
+                raise
+            log.warning("web.message.not_stored", problem=problem)
+            await socket.send_json({"type": "unavailable", "draft": draft})
 
     async def _remember_user(self, chat_id: str, text: str) -> None:
         payload = {"segments": [{"text": text, "styles": []}], "buttons": [], "photos": []}

@@ -23,6 +23,7 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
+from bot.db import storage_problem
 from bot.media_urls import MediaUrls
 from handlers.context import Translator
 from handlers.locks import KeyedLocks
@@ -54,11 +55,16 @@ CAPABILITIES = Capabilities(
 WEBHOOK_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLL_TIMEOUT_SECONDS = 30
 POLL_BACKOFF_SECONDS = 5.0
+POLL_RESTART_SECONDS = 1.0
+STORAGE_RETRY_SECONDS = 0.5
+STORAGE_RETRY_MAX_SECONDS = 30.0
 SERVER_ERROR_RETRY_SECONDS = 10.0
 GIVE_UP_STATUSES = frozenset({400, 401, 403, 404})
 RECIPIENT_GONE_STATUSES = frozenset({403, 404})
 """The person blocked the bot or is unknown: their subscription ends."""
 """Bad request, bad token, blocked or unknown user: sending again would not help."""
+MESSAGE_EVENT_PREFIX = "message."
+"""Zalo names message events `message.<kind>.received`; others (a follow…) are not ours."""
 UNSUPPORTED_EVENTS = {
     "message.sticker.received": "sticker",
     "message.unsupported.received": "other",
@@ -98,6 +104,7 @@ class ZaloChannel:
         self._chats = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._poll_problem: str | None = None
         self._replies = ReplySender(self.send, limiter=limiter, api_calls=self.api_calls, keep=keep)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -139,10 +146,28 @@ class ZaloChannel:
         update = _unwrapped(body)
         if update is None:
             return web.Response(status=400)
-        await self._accept(update)
+        problem = await self._take(update)
+        if problem is not None:
+            log.warning("zalo.webhook.not_stored", problem=problem)
+            return web.json_response({"ok": False}, status=503, headers={"Retry-After": "5"})
         return web.json_response({"ok": True})
 
+    @property
+    def problem(self) -> str | None:
+        """Why this channel receives nothing now (long polling stopped), or None."""
+        return self._poll_problem
+
     async def _poll(self) -> None:
+        """Long polling, kept alive: should the loop die anyway, it starts again."""
+        while True:
+            try:
+                await self._poll_updates()
+            except Exception as error:
+                self._poll_problem = f"polling stopped ({type(error).__name__})"
+                log.exception("zalo.poll.stopped")
+                await asyncio.sleep(POLL_RESTART_SECONDS)
+
+    async def _poll_updates(self) -> None:
         while True:
             try:
                 updates = await self.client.get_updates(self._poll_timeout)
@@ -150,14 +175,38 @@ class ZaloChannel:
                 log.warning("zalo.poll.failed", error=str(error))
                 await asyncio.sleep(POLL_BACKOFF_SECONDS)
                 continue
+            self._poll_problem = None
             for update in updates:
-                await self._accept(update)
+                await self._take_polled(update)
+
+    async def _take_polled(self, update: dict[str, Any]) -> None:
+        """Zalo forgets an update once polled: while the database cannot take it in, wait
+        (longer each time) and try again rather than go on to the next one."""
+        wait = STORAGE_RETRY_SECONDS
+        while (problem := await self._take(update)) is not None:
+            log.warning("zalo.update.deferred", problem=problem, retry_in=wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, STORAGE_RETRY_MAX_SECONDS)
+
+    async def _take(self, update: dict[str, Any]) -> str | None:
+        """Take `update` in; why not when the database could not (it must come again).
+        Any other failure is logged and the update dropped: one bad update never stops
+        the others."""
+        try:
+            await self._accept(update)
+        except Exception as error:
+            problem = storage_problem(error)
+            if problem is not None:
+                return problem
+            log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
+        return None
 
     async def _accept(self, update: dict[str, Any]) -> None:
         """Take a message in once (a repeated delivery is dropped), then handle it apart."""
         message = update.get("message")
-        if not isinstance(message, dict) or not message.get("message_id"):
-            log.info("zalo.update.ignored", event=update.get("event_name"))
+        event_name = str(update.get("event_name", ""))
+        if not isinstance(message, dict) or not _is_message(event_name, message):
+            log.info("zalo.update.ignored", event_name=event_name)
             return
         async with self._sessions() as session, session.begin():
             fresh = await first_delivery(
@@ -342,6 +391,11 @@ def _unwrapped(body: object) -> dict[str, Any] | None:
         return None
     result = body.get("result")
     return result if isinstance(result, dict) and "ok" in body else body
+
+
+def _is_message(event_name: str, message: dict[str, Any]) -> bool:
+    """A message event carrying a message with an id; anything else is ignored."""
+    return event_name.startswith(MESSAGE_EVENT_PREFIX) and bool(message.get("message_id"))
 
 
 def _field(message: dict[str, Any], part: str, key: str) -> Any:
