@@ -24,6 +24,7 @@ from bot.settings import Settings
 from tests.conftest import _admin_connection
 from tests.fakes.telegram_api import TEST_TIME_SCALE, FakeTelegram
 from tests.fakes.zalo_api import FakeZalo
+from tests.images import jpeg
 from tests.test_telegram_e2e import SECRET, bot_settings, last_text, started
 from tests.test_zalo_e2e import SECRET as ZALO_SECRET
 from tests.test_zalo_e2e import TOKEN, running, webhook_settings, zalo_settings
@@ -92,6 +93,7 @@ async def test_web_chat_asks_to_send_again_and_gives_the_text_back(settings: Set
                     "type": "unavailable",
                     "draft": "",
                 }
+                assert await tab.upload(jpeg(), "photo.jpg", "image/jpeg") == 503
             assert HELP in text_of(await tab.say("/help"))
         finally:
             await tab.close()

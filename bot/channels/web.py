@@ -315,11 +315,11 @@ class WebChatChannel:
             return
         if kind == "text" and isinstance(frame.get("text"), str):
             text = frame["text"][:MAX_TEXT_CHARS]
-            await self._take_in(socket, text, self._text_inbound(chat_id, text), draft=text)
+            await self._take_frame(socket, text, self._text_inbound(chat_id, text), draft=text)
         elif kind == "button" and isinstance(frame.get("payload"), str):
             label = str(frame.get("label", ""))[:200]
             inbound = self._inbound(chat_id, InboundKind.BUTTON, payload=frame["payload"][:64])
-            await self._take_in(socket, label or frame["payload"], inbound, draft="")
+            await self._take_frame(socket, label or frame["payload"], inbound, draft="")
         else:
             await socket.send_json({"type": "error", "reason": "unknown frame"})
 
@@ -343,7 +343,6 @@ class WebChatChannel:
             return web.json_response({"ok": False, "reason": "no photo"}, status=400)
         data, size = await _read_limited(part, self._media.max_bytes)
         mime_type = part.headers.get(hdrs.CONTENT_TYPE)
-        await self._remember_user(chat_id, f"📷 {part.filename or ''}".strip())
         attachment = Attachment(
             file_id=f"web-{uuid4().hex}",
             size=size,
@@ -352,7 +351,9 @@ class WebChatChannel:
             download=_bytes_downloader(data),
         )
         kind = InboundKind.PHOTO if (mime_type or "").startswith("image/") else InboundKind.DOCUMENT
-        await self._dispatch(self._inbound(chat_id, kind, attachment=attachment))
+        shown = f"📷 {part.filename or ''}".strip()
+        if await self._take_in(shown, self._inbound(chat_id, kind, attachment=attachment)):
+            return web.json_response({"ok": False, "reason": "unavailable"}, status=503)
         return web.json_response({"ok": True})
 
     async def _on_media(self, request: web.Request) -> web.StreamResponse:
@@ -391,11 +392,9 @@ class WebChatChannel:
         finally:
             structlog.contextvars.unbind_contextvars("update_id", "channel")
 
-    async def _take_in(
-        self, socket: web.WebSocketResponse, shown: str, inbound: Inbound, *, draft: str
-    ) -> None:
-        """Keep what the person sent and answer it. While the database cannot store it, the
-        page says so (in its language, from the hello's texts) and gets the typed text back."""
+    async def _take_in(self, shown: str, inbound: Inbound) -> str | None:
+        """Keep what the person sent (as `shown`) and answer it; None, or why the database
+        could not store it (the person is then asked to send it again)."""
         try:
             await self._remember_user(inbound.chat_id, shown)
             await self._dispatch(inbound)
@@ -404,6 +403,15 @@ class WebChatChannel:
             if problem is None:
                 raise
             log.warning("web.message.not_stored", problem=problem)
+            return problem
+        return None
+
+    async def _take_frame(
+        self, socket: web.WebSocketResponse, shown: str, inbound: Inbound, *, draft: str
+    ) -> None:
+        """A typed text or a press; when it could not be stored, the page says so in its
+        language (a text of the hello) and puts the typed text back in the input."""
+        if await self._take_in(shown, inbound) is not None:
             await socket.send_json({"type": "unavailable", "draft": draft})
 
     async def _remember_user(self, chat_id: str, text: str) -> None:
