@@ -281,6 +281,27 @@ async def test_follows_unfollows_and_unknown_events_are_ignored(
         assert [delivery.status for delivery in zalo.state.deliveries] == [200] * 6
 
 
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_updates_that_fail_do_not_stop_the_next_ones(
+    settings: Settings, zalo: FakeZalo, mode: str
+) -> None:
+    """A message id longer than receipts keep: PostgreSQL refuses it (SQLite takes it)."""
+    config = (webhook_settings if mode == "webhook" else zalo_settings)(settings, zalo)
+    async with running(config):
+        user = zalo.user("u-odd-id")
+        odd = user.update("message.text.received", text="/start")
+        odd["message"]["message_id"] = "9" * 500
+        await user.send(odd)
+        await user.send(odd)
+        await user.send_text("/help")
+        await zalo.wait_until(
+            lambda: any("Tôi có thể giúp bạn" in sent.text for sent in user.inbox),
+            what="the answer to /help",
+        )
+    if mode == "webhook":
+        assert [delivery.status for delivery in zalo.state.deliveries] == [200] * 3
+
+
 async def test_polling_that_dies_is_restarted_and_unhealthy_meanwhile(
     settings: Settings, zalo: FakeZalo
 ) -> None:

@@ -58,6 +58,7 @@ POLL_BACKOFF_SECONDS = 5.0
 POLL_RESTART_SECONDS = 1.0
 STORAGE_RETRY_SECONDS = 0.5
 STORAGE_RETRY_MAX_SECONDS = 30.0
+REPEATED_FAILURE_PAUSE_SECONDS = 1.0
 SERVER_ERROR_RETRY_SECONDS = 10.0
 GIVE_UP_STATUSES = frozenset({400, 401, 403, 404})
 RECIPIENT_GONE_STATUSES = frozenset({403, 404})
@@ -105,6 +106,7 @@ class ZaloChannel:
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._poll_problem: str | None = None
+        self._failed_in_a_row = 0
         self._replies = ReplySender(self.send, limiter=limiter, api_calls=self.api_calls, keep=keep)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -181,12 +183,15 @@ class ZaloChannel:
 
     async def _take_polled(self, update: dict[str, Any]) -> None:
         """Zalo forgets an update once polled: while the database cannot take it in, wait
-        (longer each time) and try again rather than go on to the next one."""
+        (longer each time) and try again rather than go on to the next one. After updates
+        that failed in a row, a short pause."""
         wait = STORAGE_RETRY_SECONDS
         while (problem := await self._take(update)) is not None:
             log.warning("zalo.update.deferred", problem=problem, retry_in=wait)
             await asyncio.sleep(wait)
             wait = min(wait * 2, STORAGE_RETRY_MAX_SECONDS)
+        if self._failed_in_a_row > 1:
+            await asyncio.sleep(REPEATED_FAILURE_PAUSE_SECONDS)
 
     async def _take(self, update: dict[str, Any]) -> str | None:
         """Take `update` in; why not when the database could not (it must come again).
@@ -198,7 +203,10 @@ class ZaloChannel:
             problem = storage_problem(error)
             if problem is not None:
                 return problem
+            self._failed_in_a_row += 1
             log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
+            return None
+        self._failed_in_a_row = 0
         return None
 
     async def _accept(self, update: dict[str, Any]) -> None:
