@@ -393,6 +393,7 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_api_base_url,
             webhook=settings.telegram_webhook_mode,
+            before_polling=runtime.storage.wait_until_writable,
         ),
         handle,
         runtime.services.media,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -161,6 +162,26 @@ def storage_problem(error: BaseException) -> str | None:
     return None
 
 
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+async def retry_while_unavailable[T](attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """`attempt()`, tried again with growing waits while the database cannot store
+    anything (read-only, full, down); any other failure is raised."""
+    wait = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await attempt()
+        except (DBAPIError, OSError) as error:
+            problem = storage_problem(error)
+            if problem is None:
+                raise
+        log.warning("database.unavailable.retrying", what=what, problem=problem, retry_in=wait)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, RETRY_MAX_SECONDS)
+
+
 class WriteProbe:
     """Whether the database takes writes: a small committed write (not only `SELECT 1`),
     so a read-only or full database shows. A result is reused for `every` seconds."""
@@ -181,6 +202,13 @@ class WriteProbe:
                 self._problem = await self._write()
                 self._checked_at = time.monotonic()
             return self._problem
+
+    async def wait_until_writable(self) -> None:
+        """Return once the database takes writes, checking again with growing waits."""
+        wait = RETRY_FIRST_SECONDS
+        while await self.problem() is not None:
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX_SECONDS)
 
     async def _write(self) -> str | None:
         try:

@@ -155,6 +155,24 @@ async def test_telegram_webhook_answers_503_and_telegram_sends_again(
             await runtime.stop()
 
 
+async def test_telegram_polling_waits_for_the_database_and_loses_nothing(
+    settings: Settings,
+) -> None:
+    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as fake:
+        runtime = await started(bot_settings(settings, fake))
+        try:
+            user = fake.user(user_id=7008)
+            async with read_only(runtime):
+                await wait_for_health(runtime, "unhealthy")
+                await user.send_text("/help")
+                await user.send_text("/start")
+            help_answer, greeting = await user.wait_for_messages(2)
+            assert HELP in (help_answer.plain_text or "")
+            assert "Chào mừng" in (greeting.plain_text or "")
+        finally:
+            await runtime.stop()
+
+
 def test_a_full_disk_and_a_read_only_database_are_named(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'small.db'}")
     problems = []

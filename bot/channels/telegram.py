@@ -44,8 +44,10 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_lean import LeanSender
+from bot.db import retry_while_unavailable
 from handlers.basics import COMMANDS
 from handlers.context import Translator
+from handlers.locks import KeyedLocks
 from handlers.messages import (
     Attachment,
     Capabilities,
@@ -114,6 +116,8 @@ class TelegramChannel:
         self._file_ids: dict[str, str] = {}
         self._uploading: dict[str, asyncio.Lock] = {}
         self._handle = handle
+        self._waiting = KeyedLocks()
+        """A chat's updates wait here while the database cannot store them, in order."""
         self._staff_menus = staff_menus
         self._migrated = on_migrated
         self._published_menus: dict[str, list[tuple[str, str]]] = {}
@@ -221,7 +225,10 @@ class TelegramChannel:
             return
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
         try:
-            replies = await self._handle(inbound, CAPABILITIES)
+            async with self._waiting.hold(inbound.chat_id):  # keeps a chat's order meanwhile
+                replies = await retry_while_unavailable(
+                    partial(self._handle, inbound, CAPABILITIES), "telegram.update"
+                )
             if update.callback_query is None:
                 await self._replies.deliver(replies)
                 return
@@ -505,8 +512,18 @@ def _seconds(retry_after: object) -> float:
     return float(total_seconds()) if callable(total_seconds) else float(retry_after)  # type: ignore[arg-type]
 
 
-def build_application(token: str, api_base_url: str, *, webhook: bool) -> Application:
-    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake)."""
+def build_application(
+    token: str,
+    api_base_url: str,
+    *,
+    webhook: bool,
+    before_polling: Callable[[], Awaitable[None]] | None = None,
+) -> Application:
+    """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake).
+
+    `before_polling` is awaited before each `getUpdates`: while the database cannot store
+    updates, polling waits, so Telegram keeps them (the offset is not advanced past them).
+    """
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -514,7 +531,7 @@ def build_application(token: str, api_base_url: str, *, webhook: bool) -> Applic
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
         .concurrent_updates(8)
         .request(AiohttpRequest(connections=64))
-        .get_updates_request(AiohttpRequest(connections=1))
+        .get_updates_request(AiohttpRequest(connections=1, before_each=before_polling))
     )
     if webhook:
         builder = builder.updater(None)

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -23,7 +24,7 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
-from bot.db import storage_problem
+from bot.db import retry_while_unavailable, storage_problem
 from bot.media_urls import MediaUrls
 from handlers.context import Translator
 from handlers.locks import KeyedLocks
@@ -56,8 +57,6 @@ WEBHOOK_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLL_TIMEOUT_SECONDS = 30
 POLL_BACKOFF_SECONDS = 5.0
 POLL_RESTART_SECONDS = 1.0
-STORAGE_RETRY_SECONDS = 0.5
-STORAGE_RETRY_MAX_SECONDS = 30.0
 REPEATED_FAILURE_PAUSE_SECONDS = 1.0
 SERVER_ERROR_RETRY_SECONDS = 10.0
 GIVE_UP_STATUSES = frozenset({400, 401, 403, 404})
@@ -106,7 +105,6 @@ class ZaloChannel:
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._poll_problem: str | None = None
-        self._failed_in_a_row = 0
         self._replies = ReplySender(self.send, limiter=limiter, api_calls=self.api_calls, keep=keep)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -170,6 +168,7 @@ class ZaloChannel:
                 await asyncio.sleep(POLL_RESTART_SECONDS)
 
     async def _poll_updates(self) -> None:
+        failed_in_a_row = 0
         while True:
             try:
                 updates = await self.client.get_updates(self._poll_timeout)
@@ -179,34 +178,31 @@ class ZaloChannel:
                 continue
             self._poll_problem = None
             for update in updates:
-                await self._take_polled(update)
+                failed_in_a_row = 0 if await self._take_polled(update) else failed_in_a_row + 1
+                if failed_in_a_row > 1:
+                    await asyncio.sleep(REPEATED_FAILURE_PAUSE_SECONDS)
 
-    async def _take_polled(self, update: dict[str, Any]) -> None:
-        """Zalo forgets an update once polled: while the database cannot take it in, wait
-        (longer each time) and try again rather than go on to the next one. After updates
-        that failed in a row, a short pause."""
-        wait = STORAGE_RETRY_SECONDS
-        while (problem := await self._take(update)) is not None:
-            log.warning("zalo.update.deferred", problem=problem, retry_in=wait)
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, STORAGE_RETRY_MAX_SECONDS)
-        if self._failed_in_a_row > 1:
-            await asyncio.sleep(REPEATED_FAILURE_PAUSE_SECONDS)
+    async def _take_polled(self, update: dict[str, Any]) -> bool:
+        """Take a polled `update` in; False when it failed (logged, then dropped). Zalo
+        forgets an update once polled: while the database cannot take it in, wait (longer
+        each time) and try again rather than go on to the next one."""
+        try:
+            await retry_while_unavailable(partial(self._accept, update), "zalo.update")
+        except Exception:
+            log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
+            return False
+        return True
 
     async def _take(self, update: dict[str, Any]) -> str | None:
-        """Take `update` in; why not when the database could not (it must come again).
-        Any other failure is logged and the update dropped: one bad update never stops
-        the others."""
+        """Take a webhook's `update` in; why not when the database could not (Zalo must
+        send it again). Any other failure is logged: one bad update never stops others."""
         try:
             await self._accept(update)
         except Exception as error:
             problem = storage_problem(error)
             if problem is not None:
                 return problem
-            self._failed_in_a_row += 1
             log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
-            return None
-        self._failed_in_a_row = 0
         return None
 
     async def _accept(self, update: dict[str, Any]) -> None:
