@@ -236,7 +236,10 @@ class ZaloChannel:
                     return
                 if inbound.kind is InboundKind.PHOTO:
                     await self._show_typing(chat_id)
-                await self._replies.deliver(await self._handle(inbound, CAPABILITIES))
+                replies = await retry_while_unavailable(
+                    partial(self._handle, inbound, CAPABILITIES), "zalo.update"
+                )
+                await self._replies.deliver(replies)
         except Exception:
             log.exception("zalo.update.failed")
         finally:
