@@ -181,8 +181,8 @@ class Runtime:
             await telegram.sync_staff_menus()
 
     async def health(self) -> dict[str, Any]:
-        """ "ok", or "unhealthy" with the problems: the database does not take writes, a
-        channel does not receive."""
+        """The /healthz report: "ok", or "unhealthy" with its problems (the database takes
+        no writes, a channel receives nothing)."""
         database = await self.storage.problem()
         problems = [f"database: {database}"] if database else []
         zalo = self.channels.get("zalo")

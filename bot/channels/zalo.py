@@ -26,6 +26,7 @@ from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
 from bot.db import retry_while_unavailable, storage_problem
 from bot.media_urls import MediaUrls
+from bot.server import RETRY_AFTER_SECONDS
 from handlers.context import Translator
 from handlers.locks import KeyedLocks
 from handlers.messages import (
@@ -149,7 +150,8 @@ class ZaloChannel:
         problem = await self._take(update)
         if problem is not None:
             log.warning("zalo.webhook.not_stored", problem=problem)
-            return web.json_response({"ok": False}, status=503, headers={"Retry-After": "5"})
+            retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return web.json_response({"ok": False}, status=503, headers=retry_after)
         return web.json_response({"ok": True})
 
     @property
