@@ -37,8 +37,9 @@ async def _take_writes(runtime: Runtime, *, writable: bool) -> None:
     url = make_url(runtime.settings.database_url)
     if url.get_backend_name() == "sqlite":
         async with runtime.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            await raw.driver_connection.execute(f"PRAGMA query_only = {int(not writable)}")
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute(f"PRAGMA query_only = {int(not writable)}")
         return
     admin = await _admin_connection()
     try:
@@ -127,50 +128,50 @@ async def test_zalo_polling_keeps_the_update_until_the_database_takes_it(
         assert HELP in await user.reply("/help")
 
 
+@asynccontextmanager
+async def telegram_bot(
+    settings: Settings, *, webhook: bool
+) -> AsyncIterator[tuple[Runtime, FakeTelegram]]:
+    """The bot on Telegram, by webhook or by polling, against the fake Bot API."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/webhook"
+    mode = {"telegram_webhook_url": url, "telegram_webhook_secret": SECRET} if webhook else {}
+    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as fake:
+        runtime = await started(bot_settings(settings, fake, http_port=port, **mode))
+        try:
+            yield runtime, fake
+        finally:
+            await runtime.stop()
+
+
 async def test_telegram_webhook_answers_503_and_telegram_sends_again(
     settings: Settings,
 ) -> None:
-    port = free_port()
-    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as fake:
-        config = bot_settings(
-            settings,
-            fake,
-            http_port=port,
-            telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-            telegram_webhook_secret=SECRET,
-        )
-        runtime = await started(config)
-        try:
-            user = fake.user(user_id=7007)
-            async with read_only(runtime):
-                await wait_for_health(runtime, "unhealthy")
-                await user.send_text("/help")
-                await fake.wait_until(
-                    lambda: any(d.status == 503 for d in fake.webhook_deliveries),
-                    what="a refused delivery",
-                )
-            assert HELP in await last_text(user)
-            assert [d.status for d in fake.webhook_deliveries][-1] == 200
-        finally:
-            await runtime.stop()
+    async with telegram_bot(settings, webhook=True) as (runtime, fake):
+        user = fake.user(user_id=7007)
+        async with read_only(runtime):
+            await wait_for_health(runtime, "unhealthy")
+            await user.send_text("/help")
+            await fake.wait_until(
+                lambda: any(d.status == 503 for d in fake.webhook_deliveries),
+                what="a refused delivery",
+            )
+        assert HELP in await last_text(user)
+        assert [d.status for d in fake.webhook_deliveries][-1] == 200
 
 
 async def test_telegram_polling_waits_for_the_database_and_loses_nothing(
     settings: Settings,
 ) -> None:
-    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as fake:
-        runtime = await started(bot_settings(settings, fake))
-        try:
-            user = fake.user(user_id=7008)
-            async with read_only(runtime):
-                await wait_for_health(runtime, "unhealthy")
-                await user.send_text("/help")
-                await user.send_text("/start")
-            help_answer, greeting = await user.wait_for_messages(2)
-            assert HELP in (help_answer.plain_text or "")
-            assert "Chào mừng" in (greeting.plain_text or "")
-        finally:
-            await runtime.stop()
+    async with telegram_bot(settings, webhook=False) as (runtime, fake):
+        user = fake.user(user_id=7008)
+        async with read_only(runtime):
+            await wait_for_health(runtime, "unhealthy")
+            await user.send_text("/help")
+            await user.send_text("/start")
+        help_answer, greeting = await user.wait_for_messages(2)
+        assert HELP in (help_answer.plain_text or "")
+        assert "Chào mừng" in (greeting.plain_text or "")
 
 
 def test_a_full_disk_and_a_read_only_database_are_named(tmp_path: Path) -> None:
