@@ -271,6 +271,7 @@ class Runtime:
                 log.info("sandbox.roles_revoked", count=revoked)
 
     async def stop(self) -> None:
+        self.storage.close()
         if self._leading is not None:
             self._leading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -406,6 +407,7 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
         paid_broadcast=settings.telegram_paid_broadcast,
         limiter=runtime.limiters["telegram"],
         keep=partial(runtime.keep_replies, "telegram"),
+        storage=runtime.storage,
     )
     if settings.telegram_webhook_url:
         path = urlsplit(settings.telegram_webhook_url).path or "/telegram/webhook"
@@ -446,6 +448,7 @@ def _build_zalo(settings: Settings, runtime: Runtime, handle: Any) -> ZaloChanne
         webhook_secret=secret.get_secret_value() if secret else None,
         limiter=runtime.limiters["zalo"],
         keep=partial(runtime.keep_replies, "zalo"),
+        storage=runtime.storage,
     )
     runtime.routes.append(media_urls.route())
     if settings.zalo_webhook_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -166,22 +167,6 @@ RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 
 
-async def retry_while_unavailable[T](attempt: Callable[[], Awaitable[T]], what: str) -> T:
-    """`attempt()`, tried again with growing waits while the database cannot store
-    anything (read-only, full, down); any other failure is raised."""
-    wait = RETRY_FIRST_SECONDS
-    while True:
-        try:
-            return await attempt()
-        except (DBAPIError, OSError) as error:
-            problem = storage_problem(error)
-            if problem is None:
-                raise
-        log.warning("database.unavailable.retrying", what=what, problem=problem, retry_in=wait)
-        await asyncio.sleep(wait)
-        wait = min(wait * 2, RETRY_MAX_SECONDS)
-
-
 class WriteProbe:
     """Whether the database takes writes: a small committed write (not only `SELECT 1`),
     so a read-only or full database shows. A result is reused for `every` seconds."""
@@ -194,6 +179,7 @@ class WriteProbe:
         self._checked_at = -math.inf
         self._problem: str | None = None
         self._lock = asyncio.Lock()
+        self._closed = asyncio.Event()
 
     async def problem(self) -> str | None:
         """None when a write just went through, else why not (e.g. "read-only")."""
@@ -203,12 +189,39 @@ class WriteProbe:
                 self._checked_at = time.monotonic()
             return self._problem
 
-    async def wait_until_writable(self) -> None:
-        """Return once the database takes writes, checking again with growing waits."""
+    async def wait_until_writable(self, *, first_wait: float = 0.0) -> None:
+        """Return once the database takes writes, checking again with growing waits;
+        ConnectionError if the process stops first (`close`)."""
         wait = RETRY_FIRST_SECONDS
-        while await self.problem() is not None:
-            await asyncio.sleep(wait)
+        await self._pause(first_wait)
+        while (problem := await self.problem()) is not None:
+            if self._closed.is_set():
+                raise ConnectionError(f"database: {problem}")
+            await self._pause(wait)
             wait = min(wait * 2, RETRY_MAX_SECONDS)
+
+    async def retry[T](self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        """`attempt()`, tried again once the database takes writes while it cannot store
+        anything (read-only, full, down); any other failure is raised, and so is a
+        ConnectionError when the process stops meanwhile."""
+        while True:
+            try:
+                return await attempt()
+            except (DBAPIError, OSError) as error:
+                problem = storage_problem(error)
+                if problem is None or self._closed.is_set():
+                    raise
+            log.warning("database.unavailable.waiting", what=what, problem=problem)
+            await self.wait_until_writable(first_wait=RETRY_FIRST_SECONDS)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when the process stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    def close(self) -> None:
+        """The process stops: nobody waits for the database any longer."""
+        self._closed.set()
 
     async def _write(self) -> str | None:
         try:

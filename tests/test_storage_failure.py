@@ -174,6 +174,27 @@ async def test_telegram_polling_waits_for_the_database_and_loses_nothing(
         assert "Chào mừng" in (greeting.plain_text or "")
 
 
+async def test_telegram_stopped_during_an_outage_gets_its_updates_after_a_restart(
+    settings: Settings,
+) -> None:
+    async with FakeTelegram(time_scale=TEST_TIME_SCALE) as fake:
+        config = bot_settings(settings, fake)
+        runtime = await started(config)
+        user = fake.user(user_id=7009)
+        try:
+            await _take_writes(runtime, writable=False)
+            await wait_for_health(runtime, "unhealthy")
+            await user.send_text("/help")
+        finally:
+            await runtime.stop()
+            await _take_writes(runtime, writable=True)
+        runtime = await started(config)
+        try:
+            assert HELP in await last_text(user)
+        finally:
+            await runtime.stop()
+
+
 def test_a_full_disk_and_a_read_only_database_are_named(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'small.db'}")
     problems = []

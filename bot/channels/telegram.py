@@ -44,7 +44,7 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_lean import LeanSender
-from bot.db import retry_while_unavailable
+from bot.db import WriteProbe
 from handlers.basics import COMMANDS
 from handlers.context import Translator
 from handlers.locks import KeyedLocks
@@ -110,12 +110,14 @@ class TelegramChannel:
         paid_broadcast: bool = False,
         limiter: RateLimiter | None = None,
         keep: Keep | None = None,
+        storage: WriteProbe,
     ) -> None:
         self.application = application
         self._paid_broadcast = paid_broadcast
         self._file_ids: dict[str, str] = {}
         self._uploading: dict[str, asyncio.Lock] = {}
         self._handle = handle
+        self._storage = storage
         self._waiting = KeyedLocks()
         """A chat's updates wait here while the database cannot store them, in order."""
         self._staff_menus = staff_menus
@@ -226,7 +228,7 @@ class TelegramChannel:
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
         try:
             async with self._waiting.hold(inbound.chat_id):  # keeps a chat's order meanwhile
-                replies = await retry_while_unavailable(
+                replies = await self._storage.retry(
                     partial(self._handle, inbound, CAPABILITIES), "telegram.update"
                 )
             if update.callback_query is None:

@@ -25,7 +25,8 @@ class AiohttpRequest(BaseRequest):
         read_timeout: float = _DEFAULT_TIMEOUT,
         before_each: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`before_each` is awaited before every request (polling waits for the database)."""
+        """`before_each` is awaited before every request (polling waits for the database);
+        its ConnectionError is a NetworkError (on stopping, nothing more is confirmed)."""
         self._before_each = before_each
         self._connections = connections
         self._read_timeout = read_timeout
@@ -60,7 +61,10 @@ class AiohttpRequest(BaseRequest):
         if self._session is None:
             raise RuntimeError("AiohttpRequest is not initialized")
         if self._before_each is not None:
-            await self._before_each()
+            try:
+                await self._before_each()
+            except ConnectionError as error:
+                raise NetworkError(str(error)) from error
         read = read_timeout if isinstance(read_timeout, int | float) else self._read_timeout
         total = read + (
             _MEDIA_WRITE_TIMEOUT

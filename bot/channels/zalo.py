@@ -24,7 +24,7 @@ from bot.channels.base import InboundHandler, Keep, ReplySender, secret_matches,
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
-from bot.db import retry_while_unavailable, storage_problem
+from bot.db import WriteProbe, storage_problem
 from bot.media_urls import MediaUrls
 from bot.server import RETRY_AFTER_SECONDS
 from handlers.context import Translator
@@ -92,9 +92,11 @@ class ZaloChannel:
         poll_timeout: int = POLL_TIMEOUT_SECONDS,
         limiter: RateLimiter | None = None,
         keep: Keep | None = None,
+        storage: WriteProbe,
     ) -> None:
         self.client = client
         self._handle = handle
+        self._storage = storage
         self._sessions = sessions
         self._media_urls = media_urls
         self._translations = translations
@@ -189,7 +191,7 @@ class ZaloChannel:
         forgets an update once polled: while the database cannot take it in, wait (longer
         each time) and try again rather than go on to the next one."""
         try:
-            await retry_while_unavailable(partial(self._accept, update), "zalo.update")
+            await self._storage.retry(partial(self._accept, update), "zalo.update")
         except Exception:
             log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
             return False
@@ -238,7 +240,7 @@ class ZaloChannel:
                     return
                 if inbound.kind is InboundKind.PHOTO:
                     await self._show_typing(chat_id)
-                replies = await retry_while_unavailable(
+                replies = await self._storage.retry(
                     partial(self._handle, inbound, CAPABILITIES), "zalo.update"
                 )
                 await self._replies.deliver(replies)
