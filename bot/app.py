@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,7 +36,7 @@ from bot.leader import Leadership
 from bot.media import ImageStore
 from bot.media_urls import MediaUrls
 from bot.person_ids import parse_person
-from bot.server import build_web_app
+from bot.server import build_web_app, when_storing
 from bot.settings import ConfigurationError, Settings
 from handlers.broadcasting import digest_tick, publication_tick, report_progress, start_due
 from handlers.cards import MIGRATED_CHAT_KEY, moderation_chat
@@ -132,6 +131,8 @@ class Runtime:
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     """One per channel, shared by replies and the outbox dispatcher: a chat's limit is one."""
     routes: list[web.AbstractRouteDef] = field(default_factory=list)
+    storage: db.WriteProbe = field(init=False)
+    """Whether the database takes writes (health, webhooks, the web chat)."""
     _web_runner: web.AppRunner | None = field(default=None, init=False)
     _scheduler: AsyncIOScheduler | None = field(default=None, init=False)
     _leadership: Leadership | None = field(default=None, init=False)
@@ -139,6 +140,9 @@ class Runtime:
     _dispatching: asyncio.Task[None] | None = field(default=None, init=False)
     _stop_dispatch: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     dispatcher: Dispatcher | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.storage = db.WriteProbe(self.engine)
 
     async def send_payload(self, channel: str, chat_id: str, payload: dict[str, Any]) -> str:
         """The outbox's way out: one stored message to one chat on its channel."""
@@ -189,17 +193,19 @@ class Runtime:
             await telegram.sync_staff_menus()
 
     async def health(self) -> dict[str, Any]:
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-            database = "ok"
-        except Exception as error:
-            database = f"error: {type(error).__name__}"
-        return {
-            "status": "ok" if database == "ok" else "degraded",
-            "database": database,
+        """The /healthz report: "ok", or "unhealthy" with its problems (the database takes
+        no writes, a channel receives nothing)."""
+        database = await self.storage.problem()
+        problems = [f"database: {database}"] if database else []
+        zalo = self.channels.get("zalo")
+        if isinstance(zalo, ZaloChannel) and zalo.problem:
+            problems.append(f"zalo: {zalo.problem}")
+        report: dict[str, Any] = {
+            "status": "unhealthy" if problems else "ok",
+            "database": database or "ok",
             "channels": sorted(self.channels),
         }
+        return {**report, "problems": problems} if problems else report
 
     async def start(self) -> None:
         """Migrate, bootstrap admins, open the web server and the channels, seek leadership."""
@@ -277,6 +283,7 @@ class Runtime:
                 log.info("sandbox.roles_revoked", count=revoked)
 
     async def stop(self) -> None:
+        self.storage.close()
         if self._leading is not None:
             self._leading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -413,6 +420,7 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
             settings.telegram_api_base_url,
             inbox,
             webhook=settings.telegram_webhook_mode,
+            before_polling=runtime.storage.wait_until_writable,
         ),
         inbox,
         handle,
@@ -426,10 +434,11 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
         paid_broadcast=settings.telegram_paid_broadcast,
         limiter=runtime.limiters["telegram"],
         keep=partial(runtime.keep_replies, "telegram"),
+        storage=runtime.storage,
     )
     if settings.telegram_webhook_url:
         path = urlsplit(settings.telegram_webhook_url).path or "/telegram/webhook"
-        runtime.routes.append(channel.webhook_route(path))
+        runtime.routes.append(when_storing(channel.webhook_route(path), runtime.storage.problem))
     return channel
 
 
@@ -470,6 +479,7 @@ def _build_zalo(settings: Settings, runtime: Runtime, handle: Any) -> ZaloChanne
         webhook_secret=secret.get_secret_value() if secret else None,
         limiter=runtime.limiters["zalo"],
         keep=partial(runtime.keep_replies, "zalo"),
+        storage=runtime.storage,
     )
     runtime.routes.append(media_urls.route())
     if settings.zalo_webhook_url:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -19,6 +24,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import sqlite_driver
 from bot.private_files import create_private_file, make_private_dirs
 from bot.settings import DEFAULT_DATABASE_URL, ConfigurationError
+from models.runtime_settings import set_value
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS = "models:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -141,3 +149,99 @@ def upgrade_sync(database_url: str, revision: str = "head") -> None:
 async def upgrade(database_url: str, revision: str = "head") -> None:
     """Run migrations in a worker thread: Alembic's async env needs its own event loop."""
     await asyncio.to_thread(upgrade_sync, database_url, revision)
+
+
+_SQLSTATE_PROBLEMS = {"25006": "read-only", "53100": "disk full", "53200": "out of memory"}
+_SQLITE_PROBLEMS = {
+    "readonly database": "read-only",
+    "database or disk is full": "disk full",
+    "disk i/o error": "disk I/O error",
+    "unable to open database": "unreachable",
+}
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """Why the database cannot store anything now ("read-only", "disk full",
+    "unreachable"), or None when `error` is not about the database being unavailable."""
+    if isinstance(error, DBAPIError):
+        orig = error.orig
+        state = str(getattr(orig, "sqlstate", "") or "")
+        if state in _SQLSTATE_PROBLEMS:
+            return _SQLSTATE_PROBLEMS[state]
+        message = str(orig).lower()
+        found = next((p for text, p in _SQLITE_PROBLEMS.items() if text in message), None)
+        return found or ("unreachable" if error.connection_invalidated else None)
+    if isinstance(error, OSError):
+        return "unreachable"
+    return None
+
+
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+class WriteProbe:
+    """Whether the database takes writes: a small committed write (not only `SELECT 1`),
+    so a read-only or full database shows. A result is reused for `every` seconds."""
+
+    KEY = "health.write_probe"
+
+    def __init__(self, engine: AsyncEngine, *, every: float = 1.0) -> None:
+        self._sessions = session_factory(engine)
+        self._every = every
+        self._checked_at = -math.inf
+        self._problem: str | None = None
+        self._lock = asyncio.Lock()
+        self._closed = asyncio.Event()
+
+    async def problem(self) -> str | None:
+        """None when a write just went through, else why not (e.g. "read-only")."""
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self._every:
+                self._problem = await self._write()
+                self._checked_at = time.monotonic()
+            return self._problem
+
+    async def wait_until_writable(self, *, first_wait: float = 0.0) -> None:
+        """Return once the database takes writes, checking again with growing waits;
+        ConnectionError if the process stops first (`close`)."""
+        wait = RETRY_FIRST_SECONDS
+        await self._pause(first_wait)
+        while (problem := await self.problem()) is not None:
+            if self._closed.is_set():
+                raise ConnectionError(f"database: {problem}")
+            await self._pause(wait)
+            wait = min(wait * 2, RETRY_MAX_SECONDS)
+
+    async def retry[T](self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        """`attempt()`, tried again once the database takes writes while it cannot store
+        anything (read-only, full, down); any other failure is raised, and so is a
+        ConnectionError when the process stops meanwhile."""
+        while True:
+            try:
+                return await attempt()
+            except (DBAPIError, OSError) as error:
+                problem = storage_problem(error)
+                if problem is None or self._closed.is_set():
+                    raise
+            log.warning("database.unavailable.waiting", what=what, problem=problem)
+            await self.wait_until_writable(first_wait=RETRY_FIRST_SECONDS)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when the process stops."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    def close(self) -> None:
+        """The process stops: nobody waits for the database any longer."""
+        self._closed.set()
+
+    async def _write(self) -> str | None:
+        try:
+            async with self._sessions() as session, session.begin():
+                await set_value(session, self.KEY, datetime.now(UTC).isoformat())
+        except Exception as error:
+            problem = storage_problem(error) or f"error: {type(error).__name__}"
+            log.warning("database.write_probe.failed", problem=problem)
+            return problem
+        return None

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+StorageProblem = Callable[[], Awaitable[str | None]]
+"""Why the database cannot store anything now ("read-only", "disk full"), or None."""
+RETRY_AFTER_SECONDS = 5
+
+log = structlog.get_logger(__name__)
 
 
 def build_web_app(routes: list[web.AbstractRouteDef], health: HealthCheck) -> web.Application:
@@ -18,3 +24,18 @@ def build_web_app(routes: list[web.AbstractRouteDef], health: HealthCheck) -> we
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), *routes])
     return app
+
+
+def when_storing(route: web.RouteDef, storage_problem: StorageProblem) -> web.RouteDef:
+    """`route` (a webhook) answers 503 while the database cannot store what arrives: the
+    platform then sends the update again later instead of it being taken and lost."""
+    handler = route.handler
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        problem = await storage_problem()
+        if problem is not None:
+            log.warning("webhook.refused", path=request.path, problem=problem)
+            return web.Response(status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return await handler(request)
+
+    return web.RouteDef(route.method, route.path, guarded, route.kwargs)

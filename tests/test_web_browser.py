@@ -21,6 +21,7 @@ from bot.app import Runtime
 from bot.settings import Settings
 from models.tables import MediaFile
 from tests.images import PDF, camera_jpeg, jpeg
+from tests.test_storage_failure import read_only
 from tests.webchat import Browser as ChatTab
 from tests.webchat import base_url, running_bot
 from tests.webchat import report_until_photos as protocol_report_until_photos
@@ -356,3 +357,18 @@ async def test_embed_launcher_opens_the_chat(browser: Browser, bot: Runtime) -> 
     await expect(launcher).to_have_attribute("aria-expanded", "true")
     chat = page.frame_locator("iframe[title='Gương Sáng']")
     await expect(chat.locator("li.msg.bot").last).to_contain_text("Chào mừng")
+
+
+async def test_a_message_that_cannot_be_saved_goes_back_to_the_input(
+    browser: Browser, bot: Runtime
+) -> None:
+    page = await phone_page(browser, bot)
+    await expect(last_bot_message(page)).to_contain_text("Chào mừng")
+    composer = page.get_by_role("textbox")
+    async with read_only(bot):
+        await composer.fill("/help")
+        await composer.press("Enter")
+        await expect(page.get_by_role("status")).to_contain_text("Chưa lưu được tin nhắn")
+        await expect(composer).to_have_value("/help")
+    await composer.press("Enter")
+    await expect(last_bot_message(page)).to_contain_text("Tôi có thể giúp bạn")

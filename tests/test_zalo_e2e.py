@@ -7,16 +7,19 @@ menus by number or by words. Storage is real: SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
 from sqlmodel import col, func, select
 
 from bot.app import Runtime, build_runtime
+from bot.channels.zalo import ZaloChannel
 from bot.settings import Settings
 from handlers.broadcasting import publish_approved, start_due
 from models.people import grant_role
@@ -33,7 +36,7 @@ from tests.fakes.telegram_api import TEST_TIME_SCALE, FakeTelegram
 from tests.fakes.zalo_api import FakeZalo, ZaloUser
 from tests.images import jpeg
 from tests.test_moderation_e2e import GROUP, card_in, data_of
-from tests.webchat import free_port
+from tests.webchat import free_port, wait_for_health
 
 TOKEN = "7000000000000000001:zAlO-sEcReT-tOkEn-value"
 SECRET = "zalo-webhook-secret-for-tests"
@@ -259,6 +262,70 @@ async def test_webhook_refuses_a_wrong_secret_and_takes_each_message_once(
             count = (await session.exec(select(func.count()).select_from(InboundReceipt))).one()
         assert count == 2
     assert stranger.inbox == []
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_follows_unfollows_and_unknown_events_are_ignored(
+    settings: Settings, zalo: FakeZalo, mode: str
+) -> None:
+    config = (webhook_settings if mode == "webhook" else zalo_settings)(settings, zalo)
+    async with running(config) as runtime:
+        user = zalo.user("u-follower")
+        for event in ("follow", "unfollow", "user.received.something_new"):
+            await user.send(user.event(event))
+        await user.send(user.update("user.seen_message"))  # a message, but not a message event
+        await user.send({"event_name": "follow"})
+        assert "Tôi có thể giúp bạn" in await user.reply("/help")
+        assert len(user.inbox) == 1
+        assert (await wait_for_health(runtime, "ok"))["channels"] == ["web", "zalo"]
+    if mode == "webhook":
+        assert [delivery.status for delivery in zalo.state.deliveries] == [200] * 6
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_updates_that_fail_do_not_stop_the_next_ones(
+    settings: Settings, zalo: FakeZalo, mode: str
+) -> None:
+    """A message id longer than receipts keep: PostgreSQL refuses it (SQLite takes it)."""
+    config = (webhook_settings if mode == "webhook" else zalo_settings)(settings, zalo)
+    async with running(config):
+        user = zalo.user("u-odd-id")
+        odd = user.update("message.text.received", text="/start")
+        odd["message"]["message_id"] = "9" * 500
+        await user.send(odd)
+        await user.send(odd)
+        await user.send_text("/help")
+        await zalo.wait_until(
+            lambda: any("Tôi có thể giúp bạn" in sent.text for sent in user.inbox),
+            what="the answer to /help",
+        )
+    if mode == "webhook":
+        assert [delivery.status for delivery in zalo.state.deliveries] == [200] * 3
+
+
+async def test_polling_that_dies_is_restarted_and_unhealthy_meanwhile(
+    settings: Settings, zalo: FakeZalo
+) -> None:
+    async with running(zalo_settings(settings, zalo)) as runtime:
+        channel = runtime.channels["zalo"]
+        assert isinstance(channel, ZaloChannel)
+        broken = asyncio.Event()
+        get_updates = channel.client.get_updates
+
+        async def failing(wait_seconds: int) -> list[dict[str, Any]]:
+            if broken.is_set():
+                raise RuntimeError("a bug in the loop")
+            return await get_updates(wait_seconds)
+
+        channel.client.get_updates = failing  # type: ignore[method-assign]
+        broken.set()
+        report = await wait_for_health(runtime, "unhealthy")
+        assert report["problems"] == ["zalo: polling stopped (RuntimeError)"]
+        assert report["database"] == "ok"
+        broken.clear()
+        user = zalo.user("u-after-restart")
+        assert "Tôi có thể giúp bạn" in await user.reply("/help")
+        await wait_for_health(runtime, "ok")
 
 
 async def grant(runtime: Runtime, channel: str, external_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -117,3 +118,16 @@ def text_of(message: dict[str, Any]) -> str:
 
 def payloads(message: dict[str, Any]) -> list[str]:
     return [button["payload"] for row in message["buttons"] for button in row]
+
+
+async def wait_for_health(runtime: Runtime, status: str, timeout: float = 15) -> dict[str, Any]:
+    """GET /healthz until it reports `status` ("ok" answers 200, anything else 503)."""
+    async with aiohttp.ClientSession() as http:
+        async with asyncio.timeout(timeout):
+            while True:
+                async with http.get(f"{base_url(runtime)}/healthz") as response:
+                    report: dict[str, Any] = await response.json()
+                    if report["status"] == status:
+                        assert response.status == (200 if status == "ok" else 503)
+                        return report
+                await asyncio.sleep(0.05)

@@ -47,8 +47,10 @@ from bot.channels.richtext import to_plain
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_inbox import InboxQueue
 from bot.channels.telegram_lean import SEND_TIMEOUT_SECONDS, TRANSIENT_RETRY_SECONDS, LeanSender
+from bot.db import WriteProbe
 from handlers.basics import COMMANDS
 from handlers.context import Translator
+from handlers.locks import KeyedLocks
 from handlers.messages import (
     Attachment,
     Capabilities,
@@ -112,6 +114,7 @@ class TelegramChannel:
         paid_broadcast: bool = False,
         limiter: RateLimiter | None = None,
         keep: Keep | None = None,
+        storage: WriteProbe,
     ) -> None:
         self.application = application
         self._inbox = inbox
@@ -119,6 +122,9 @@ class TelegramChannel:
         self._file_ids: dict[str, str] = {}
         self._uploading: dict[str, asyncio.Lock] = {}
         self._handle = handle
+        self._storage = storage
+        self._waiting = KeyedLocks()
+        """A chat's updates wait here while the database cannot store them, in order."""
         self._staff_menus = staff_menus
         self._migrated = on_migrated
         self._published_menus: dict[str, list[tuple[str, str]]] = {}
@@ -238,7 +244,10 @@ class TelegramChannel:
             return
         structlog.contextvars.bind_contextvars(update_id=inbound.update_id, channel=CHANNEL)
         try:
-            replies = await self._handle(inbound, CAPABILITIES)
+            async with self._waiting.hold(inbound.chat_id):  # keeps a chat's order meanwhile
+                replies = await self._storage.retry(
+                    partial(self._handle, inbound, CAPABILITIES), "telegram.update"
+                )
             if update.callback_query is None:
                 await self._replies.deliver(replies)
                 return
@@ -575,10 +584,19 @@ def _seconds(retry_after: object) -> float:
 
 
 def build_application(
-    token: str, api_base_url: str, inbox: InboxQueue, *, webhook: bool
+    token: str,
+    api_base_url: str,
+    inbox: InboxQueue,
+    *,
+    webhook: bool,
+    before_polling: Callable[[], Awaitable[None]] | None = None,
 ) -> Application:
     """The python-telegram-bot Application, pointed at `api_base_url` (tests use a fake),
-    taking its updates through `inbox`."""
+    taking its updates through `inbox`.
+
+    `before_polling` is awaited before each `getUpdates`: while the database cannot store
+    updates, polling waits, so Telegram keeps them (the offset is not advanced past them).
+    """
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -587,7 +605,7 @@ def build_application(
         .base_file_url(f"{api_base_url.rstrip('/')}/file/bot")
         .concurrent_updates(8)
         .request(AiohttpRequest(connections=64, read_timeout=SEND_TIMEOUT_SECONDS))
-        .get_updates_request(AiohttpRequest(connections=1))
+        .get_updates_request(AiohttpRequest(connections=1, before_each=before_polling))
     )
     if webhook:
         builder = builder.updater(None)

@@ -7,6 +7,8 @@ aiohttp does the same work in a fraction of it, and the bot already depends on i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -16,7 +18,16 @@ _MEDIA_WRITE_TIMEOUT = 20.0
 
 
 class AiohttpRequest(BaseRequest):
-    def __init__(self, *, connections: int = 64, read_timeout: float = _DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        connections: int = 64,
+        read_timeout: float = _DEFAULT_TIMEOUT,
+        before_each: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`before_each` is awaited before every request (polling waits for the database);
+        its ConnectionError is a NetworkError (on stopping, nothing more is confirmed)."""
+        self._before_each = before_each
         self._connections = connections
         self._read_timeout = read_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -49,6 +60,11 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         if self._session is None:
             raise RuntimeError("AiohttpRequest is not initialized")
+        if self._before_each is not None:
+            try:
+                await self._before_each()
+            except ConnectionError as error:
+                raise NetworkError(str(error)) from error
         read = read_timeout if isinstance(read_timeout, int | float) else self._read_timeout
         total = read + (
             _MEDIA_WRITE_TIMEOUT

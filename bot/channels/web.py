@@ -30,12 +30,13 @@ from uuid import uuid4
 
 import structlog
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import InboundHandler, ReplySender
 from bot.channels.richtext import to_segments
 from bot.channels.web_assets import REVALIDATE, WebAssets
+from bot.db import storage_problem
 from bot.private_files import make_private_dirs, write_private_file
 from handlers.context import Translator
 from handlers.flood import FloodGuard, Verdict
@@ -117,6 +118,9 @@ UI_TEXTS = {
     "send_photos": N_("Send photos ({count})"),
     "cancel": N_("Cancel"),
     "replaced": N_("This chat is open in other tabs. Reload the page to continue here."),
+    "unavailable": N_(
+        "Your message could not be saved just now. Please send it again in a few minutes."
+    ),
 }
 
 
@@ -418,14 +422,11 @@ class WebChatChannel:
             return
         if kind == "text" and isinstance(frame.get("text"), str):
             text = frame["text"][:MAX_TEXT_CHARS]
-            await self._remember_user(chat_id, text)
-            await self._dispatch(self._text_inbound(chat_id, text))
+            await self._take_frame(socket, text, self._text_inbound(chat_id, text), draft=text)
         elif kind == "button" and isinstance(frame.get("payload"), str):
             label = str(frame.get("label", ""))[:200]
-            await self._remember_user(chat_id, label or frame["payload"])
-            await self._dispatch(
-                self._inbound(chat_id, InboundKind.BUTTON, payload=frame["payload"][:64])
-            )
+            inbound = self._inbound(chat_id, InboundKind.BUTTON, payload=frame["payload"][:64])
+            await self._take_frame(socket, label or frame["payload"], inbound, draft="")
         else:
             await socket.send_json({"type": "error", "reason": "unknown frame"})
 
@@ -450,7 +451,6 @@ class WebChatChannel:
             return web.json_response({"ok": False, "reason": "no photo"}, status=400)
         data, size = await _read_limited(part, self._media.max_bytes)
         mime_type = part.headers.get(hdrs.CONTENT_TYPE)
-        await self._remember_user(chat_id, f"📷 {part.filename or ''}".strip())
         attachment = Attachment(
             file_id=f"web-{uuid4().hex}",
             size=size,
@@ -459,7 +459,9 @@ class WebChatChannel:
             download=_bytes_downloader(data),
         )
         kind = InboundKind.PHOTO if (mime_type or "").startswith("image/") else InboundKind.DOCUMENT
-        await self._dispatch(self._inbound(chat_id, kind, attachment=attachment))
+        shown = f"📷 {part.filename or ''}".strip()
+        if await self._take_in(shown, self._inbound(chat_id, kind, attachment=attachment)):
+            return web.json_response({"ok": False, "reason": "unavailable"}, status=503)
         return web.json_response({"ok": True})
 
     async def _on_media(self, request: web.Request) -> web.StreamResponse:
@@ -508,6 +510,28 @@ class WebChatChannel:
             await self._replies.deliver(await self._handle(inbound, CAPABILITIES))
         finally:
             structlog.contextvars.unbind_contextvars("update_id", "channel")
+
+    async def _take_in(self, shown: str, inbound: Inbound) -> str | None:
+        """Keep what the person sent (as `shown`) and answer it; None, or why the database
+        could not store it (the person is then asked to send it again)."""
+        try:
+            await self._remember_user(inbound.chat_id, shown)
+            await self._dispatch(inbound)
+        except (DBAPIError, OSError) as error:
+            problem = storage_problem(error)
+            if problem is None:
+                raise
+            log.warning("web.message.not_stored", problem=problem)
+            return problem
+        return None
+
+    async def _take_frame(
+        self, socket: web.WebSocketResponse, shown: str, inbound: Inbound, *, draft: str
+    ) -> None:
+        """A typed text or a press; when it could not be stored, the page says so in its
+        language (a text of the hello) and puts the typed text back in the input."""
+        if await self._take_in(shown, inbound) is not None:
+            await socket.send_json({"type": "unavailable", "draft": draft})
 
     async def _remember_user(self, chat_id: str, text: str) -> None:
         payload = {"segments": [{"text": text, "styles": []}], "buttons": [], "photos": []}

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -24,7 +25,9 @@ from bot.channels.json_body import json_object
 from bot.channels.menus import OUT_OF_RANGE, OutOfRange, choose, numbered
 from bot.channels.richtext import to_plain
 from bot.channels.zalo_api import RATE_LIMITED_RETRY_SECONDS, ZaloApiError, ZaloClient
+from bot.db import WriteProbe, storage_problem
 from bot.media_urls import MediaUrls
+from bot.server import RETRY_AFTER_SECONDS
 from handlers.context import Translator
 from handlers.locks import KeyedLocks
 from handlers.messages import (
@@ -55,11 +58,15 @@ CAPABILITIES = Capabilities(
 WEBHOOK_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLL_TIMEOUT_SECONDS = 30
 POLL_BACKOFF_SECONDS = 5.0
+POLL_RESTART_SECONDS = 1.0
+REPEATED_FAILURE_PAUSE_SECONDS = 1.0
 SERVER_ERROR_RETRY_SECONDS = 10.0
 GIVE_UP_STATUSES = frozenset({400, 401, 403, 404})
 RECIPIENT_GONE_STATUSES = frozenset({403, 404})
 """The person blocked the bot or is unknown: their subscription ends."""
 """Bad request, bad token, blocked or unknown user: sending again would not help."""
+MESSAGE_EVENT_PREFIX = "message."
+"""Zalo names message events `message.<kind>.received`; others (a follow…) are not ours."""
 UNSUPPORTED_EVENTS = {
     "message.sticker.received": "sticker",
     "message.unsupported.received": "other",
@@ -86,9 +93,11 @@ class ZaloChannel:
         poll_timeout: int = POLL_TIMEOUT_SECONDS,
         limiter: RateLimiter | None = None,
         keep: Keep | None = None,
+        storage: WriteProbe,
     ) -> None:
         self.client = client
         self._handle = handle
+        self._storage = storage
         self._sessions = sessions
         self._media_urls = media_urls
         self._translations = translations
@@ -99,6 +108,7 @@ class ZaloChannel:
         self._chats = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._poll_problem: str | None = None
         self._replies = ReplySender(self.send, limiter=limiter, api_calls=self.api_calls, keep=keep)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -136,10 +146,30 @@ class ZaloChannel:
         update = _unwrapped(await json_object(request))
         if update is None:
             return web.Response(status=400)
-        await self._accept(update)
+        problem = await self._take(update)
+        if problem is not None:
+            log.warning("zalo.webhook.not_stored", problem=problem)
+            retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return web.json_response({"ok": False}, status=503, headers=retry_after)
         return web.json_response({"ok": True})
 
+    @property
+    def problem(self) -> str | None:
+        """Why this channel receives nothing now (long polling stopped), or None."""
+        return self._poll_problem
+
     async def _poll(self) -> None:
+        """Long polling, kept alive: should the loop die anyway, it starts again."""
+        while True:
+            try:
+                await self._poll_updates()
+            except Exception as error:
+                self._poll_problem = f"polling stopped ({type(error).__name__})"
+                log.exception("zalo.poll.stopped")
+                await asyncio.sleep(POLL_RESTART_SECONDS)
+
+    async def _poll_updates(self) -> None:
+        failed_in_a_row = 0
         while True:
             try:
                 updates = await self.client.get_updates(self._poll_timeout)
@@ -147,14 +177,41 @@ class ZaloChannel:
                 log.warning("zalo.poll.failed", error=str(error))
                 await asyncio.sleep(POLL_BACKOFF_SECONDS)
                 continue
+            self._poll_problem = None
             for update in updates:
-                await self._accept(update)
+                failed_in_a_row = 0 if await self._take_polled(update) else failed_in_a_row + 1
+                if failed_in_a_row > 1:
+                    await asyncio.sleep(REPEATED_FAILURE_PAUSE_SECONDS)
+
+    async def _take_polled(self, update: dict[str, Any]) -> bool:
+        """Take a polled `update` in; False when it failed (logged, then dropped). Zalo
+        forgets an update once polled: while the database cannot take it in, wait (longer
+        each time) and try again rather than go on to the next one."""
+        try:
+            await self._storage.retry(partial(self._accept, update), "zalo.update")
+        except Exception:
+            log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
+            return False
+        return True
+
+    async def _take(self, update: dict[str, Any]) -> str | None:
+        """Take a webhook's `update` in; why not when the database could not (Zalo must
+        send it again). Any other failure is logged: one bad update never stops others."""
+        try:
+            await self._accept(update)
+        except Exception as error:
+            problem = storage_problem(error)
+            if problem is not None:
+                return problem
+            log.exception("zalo.update.failed", event_name=str(update.get("event_name")))
+        return None
 
     async def _accept(self, update: dict[str, Any]) -> None:
         """Take a message in once (a repeated delivery is dropped), then handle it apart."""
         message = update.get("message")
-        if not isinstance(message, dict) or not message.get("message_id"):
-            log.info("zalo.update.ignored", event=update.get("event_name"))
+        event_name = str(update.get("event_name", ""))
+        if not isinstance(message, dict) or not _is_message(event_name, message):
+            log.info("zalo.update.ignored", event_name=event_name)
             return
         async with self._sessions() as session, session.begin():
             fresh = await first_delivery(
@@ -180,7 +237,10 @@ class ZaloChannel:
                     return
                 if inbound.kind is InboundKind.PHOTO:
                     await self._show_typing(chat_id)
-                await self._replies.deliver(await self._handle(inbound, CAPABILITIES))
+                replies = await self._storage.retry(
+                    partial(self._handle, inbound, CAPABILITIES), "zalo.update"
+                )
+                await self._replies.deliver(replies)
         except Exception:
             log.exception("zalo.update.failed")
         finally:
@@ -339,6 +399,11 @@ def _unwrapped(body: object) -> dict[str, Any] | None:
         return None
     result = body.get("result")
     return result if isinstance(result, dict) and "ok" in body else body
+
+
+def _is_message(event_name: str, message: dict[str, Any]) -> bool:
+    """A message event carrying a message with an id; anything else is ignored."""
+    return event_name.startswith(MESSAGE_EVENT_PREFIX) and bool(message.get("message_id"))
 
 
 def _field(message: dict[str, Any], part: str, key: str) -> Any:

@@ -176,7 +176,8 @@ class FakeZalo:
         body = {"ok": True, "result": update} if wrapped else update
         async with self._http.post(target, json=body, headers=headers) as response:
             status = response.status
-        self.state.deliveries.append(WebhookDelivery(update["message"]["message_id"], status))
+        message = update.get("message") or {}
+        self.state.deliveries.append(WebhookDelivery(message.get("message_id", ""), status))
         return status
 
     # ---- the Bot API ----------------------------------------------------------------------
@@ -322,6 +323,14 @@ class ZaloUser:
                 "date": int(time.time() * 1000),
                 **fields,
             },
+        }
+
+    def event(self, event: str) -> JsonDict:
+        """An event that is not a message: a follow, an unfollow, one Zalo adds later."""
+        return {
+            "event_name": event,
+            "follower": {"id": self.id, "display_name": self.name},
+            "timestamp": int(time.time() * 1000),
         }
 
     async def send(self, update: JsonDict) -> JsonDict:

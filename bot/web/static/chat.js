@@ -142,6 +142,9 @@
       replace(frame.message);
     } else if (frame.type === "throttled") {
       setStatus(t("throttled", ""));
+    } else if (frame.type === "unavailable") {
+      setStatus(t("unavailable", ""));
+      if (frame.draft && !input.value) input.value = frame.draft;
     }
   }
 
