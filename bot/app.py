@@ -413,7 +413,7 @@ def _build_telegram(settings: Settings, runtime: Runtime, handle: Any) -> Telegr
             "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
             "set a long random secret (for example `openssl rand -hex 32`)."
         )
-    inbox = InboxQueue(runtime.sessions)
+    inbox = InboxQueue(runtime.sessions, runtime.storage)
     channel = TelegramChannel(
         build_application(
             settings.telegram_bot_token.get_secret_value(),

@@ -199,7 +199,8 @@ def _bodies(templates: st.SearchStrategy[list[JsonDict]]) -> st.SearchStrategy[o
 
 
 USER_IDS = st.sampled_from([4242, 4243])
-UPDATE_IDS = st.integers(min_value=1, max_value=2**31)
+UPDATE_IDS = st.integers(min_value=10**6, max_value=2**31)
+"""Far from the fake's own update ids (1, 2, …): a kept id is taken only once (the inbox)."""
 TELEGRAM_BODIES = _bodies(st.builds(_telegram_templates, UPDATE_IDS, USER_IDS, TEXTS))
 ZALO_TEMPLATES = st.builds(_zalo_templates, UPDATE_IDS, st.sampled_from(["z-42", "z-43"]), TEXTS)
 ZALO_BODIES = _bodies(ZALO_TEMPLATES)
@@ -296,9 +297,15 @@ async def zalo_still_answers(zalo: FakeZalo) -> None:
 @given(body=TELEGRAM_BODIES)
 @example(body=None)
 @example(body=DEEP)
-@example(body={"update_id": 9, "message": {**_telegram_message(4242, text="/start"), "chat": None}})
 @example(
-    body={"update_id": 9, "message": {**_telegram_message(4242, text="hi"), "chat": {"id": []}}}
+    body={"update_id": 10**6, "message": {**_telegram_message(4242, text="/start"), "chat": None}}
+)
+@example(body={"update_id": 2**70, "message": _telegram_message(4242, text="/start")})
+@example(
+    body={
+        "update_id": 10**6 + 1,
+        "message": {**_telegram_message(4242, text="hi"), "chat": {"id": []}},
+    }
 )
 async def test_telegram_webhook_survives_any_update(
     telegram_webhook: str,

@@ -186,8 +186,10 @@ async def test_telegram_stopped_during_an_outage_gets_its_updates_after_a_restar
             await wait_for_health(runtime, "unhealthy")
             await user.send_text("/help")
         finally:
-            await runtime.stop()
-            await _take_writes(runtime, writable=True)
+            try:
+                await runtime.stop()
+            finally:
+                await _take_writes(runtime, writable=True)
         runtime = await started(config)
         try:
             assert HELP in await last_text(user)

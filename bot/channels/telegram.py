@@ -211,13 +211,14 @@ class TelegramChannel:
             log.warning("telegram.webhook.bad_secret", remote=request.remote)
             return web.Response(status=403)
         body = await json_object(request)
-        if body is None or type(body.get("update_id")) is not int:
+        update_id = body.get("update_id") if body is not None else None
+        if body is None or type(update_id) is not int or not 0 <= update_id < 2**63:
             return web.Response(status=400)  # not an update: nothing to keep or retry
         try:
             update = Update.de_json(body, self.application.bot)
         except (ValueError, TypeError, KeyError, AttributeError):
             return web.Response(status=400)
-        await self.application.update_queue.put(update)  # kept in the inbox first
+        await self._inbox.take(update)  # kept first; a database that takes no writes: 503
         return web.Response()
 
     # ---- inbound --------------------------------------------------------------------

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from telegram import Bot, Update
+from telegram.error import NetworkError
 
+from bot.db import WriteProbe, storage_problem
 from handlers.router import SessionFactory
 from models.inbox import keep_update, mark_handled, unhandled_updates
 
@@ -26,27 +30,47 @@ log = structlog.get_logger(__name__)
 
 
 class InboxQueue(asyncio.Queue[object]):
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, storage: WriteProbe) -> None:
         super().__init__()
         self._sessions = sessions
+        self._storage = storage
         self._queued: set[int] = set()
         """Update ids queued by this run and not handled yet (replay skips them)."""
 
+    async def take(self, update: Update) -> None:
+        """Keep `update`, then queue it (a replayed one is dropped). Raises when the
+        database cannot keep it: the webhook then answers 503 and Telegram sends it again."""
+        async with self._sessions() as session, session.begin():
+            first = await keep_update(
+                session, CHANNEL, update.update_id, update.to_dict(), datetime.now(UTC)
+            )
+        if not first:
+            log.info("telegram.update.replayed", update_id=update.update_id)
+            return
+        self._queued.add(update.update_id)
+        await super().put(update)
+
     async def put(self, item: object) -> None:
-        """Keep an update, then queue it; a replayed one is dropped (other items pass)."""
-        if isinstance(item, Update):
-            async with self._sessions() as session, session.begin():
-                first = await keep_update(
-                    session, CHANNEL, item.update_id, item.to_dict(), datetime.now(UTC)
-                )
-            if not first:
-                log.info("telegram.update.replayed", update_id=item.update_id)
-                return
-            self._queued.add(item.update_id)
-        await super().put(item)
+        """The polling Updater's way in: an update is kept, waiting for the database as long
+        as it takes no writes (the Updater confirms nothing meanwhile); other items pass.
+        Stopping meanwhile, the update is not confirmed: the next start gets it again."""
+        if not isinstance(item, Update):
+            await super().put(item)
+            return
+        try:
+            await self._storage.retry(partial(self.take, item), "telegram.inbox")
+        except ConnectionError as stopping:
+            raise NetworkError(f"update {item.update_id} not kept: {stopping}") from None
+        except DBAPIError as error:
+            if storage_problem(error) is not None:  # still unavailable as the bot stops
+                raise NetworkError(f"update {item.update_id} not kept: {error}") from None
+            log.error("telegram.update.unkeepable", update_id=item.update_id, error=str(error))
 
     async def handled(self, update_id: int) -> None:
         self._queued.discard(update_id)
+        await self._storage.retry(partial(self._mark_handled, update_id), "telegram.inbox")
+
+    async def _mark_handled(self, update_id: int) -> None:
         async with self._sessions() as session, session.begin():
             await mark_handled(session, CHANNEL, update_id, datetime.now(UTC))
 
