@@ -37,8 +37,8 @@ def load_translations() -> dict[str, Translator]:
 
 
 def _never_the_header(translate: Translator) -> Translator:
-    """gettext("") is the catalogue's header (Project-Id-Version, Content-Type…): an empty
-    message must stay empty, whatever empty value reaches the translator."""
+    """An empty message stays empty: for an empty id, gettext answers the catalogue's
+    header (Project-Id-Version, Content-Type…), which must never reach a user."""
 
     def translator(message: str) -> str:
         return translate(message) if message else ""
