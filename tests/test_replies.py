@@ -12,6 +12,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlmodel import select
@@ -125,8 +126,15 @@ async def strict() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
-async def bot_on(settings: Settings, fake: FakeTelegram, **overrides: object) -> Runtime:
-    return await started(bot_settings(settings, fake, **overrides))
+@asynccontextmanager
+async def bot_on(
+    settings: Settings, fake: FakeTelegram, **overrides: object
+) -> AsyncIterator[Runtime]:
+    runtime = await started(bot_settings(settings, fake, **overrides))
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 async def menu_texts_in_order(user: FakeUser, count: int) -> list[str]:
@@ -136,40 +144,33 @@ async def menu_texts_in_order(user: FakeUser, count: int) -> list[str]:
 async def test_a_burst_of_replies_arrives_whole_and_in_order(
     settings: Settings, strict: FakeTelegram
 ) -> None:
-    """/lang, /help and the menu twenty times over: forty replies, paced, none lost."""
-    runtime = await bot_on(settings, strict)
-    try:
+    """Twenty /help at once: twenty replies, paced within the chat's limit, none lost."""
+    async with bot_on(settings, strict):
         user = strict.user(user_id=1201)
         for _ in range(20):
             await user.send_text("/help")
         replies = await menu_texts_in_order(user, 20)
         assert all("/report" in text for text in replies)
         assert all(call.status == 200 for call in strict.calls_to("sendMessage"))
-    finally:
-        await runtime.stop()
 
 
 async def test_a_bot_that_ignores_the_chat_limit_gets_429s_and_still_loses_nothing(
     settings: Settings, strict: FakeTelegram
 ) -> None:
     """Pacing off (as if Telegram tightened its limits): every 429 is waited out, in order."""
-    runtime = await bot_on(settings, strict, telegram_chat_interval=0.0)
-    try:
+    async with bot_on(settings, strict, telegram_chat_interval=0.0):
         user = strict.user(user_id=1202)
         for number in range(8):
             await user.send_text(f"/status GS-2026-{number:06d}")
         replies = await menu_texts_in_order(user, 8)
         assert strict.chat_limited > 0, "the fake refused some sends with 429"
         assert [f"GS-2026-{n:06d}" in text for n, text in enumerate(replies)] == [True] * 8
-    finally:
-        await runtime.stop()
 
 
 async def test_a_flood_gets_one_notice_then_normal_answers(
     settings: Settings, strict: FakeTelegram
 ) -> None:
-    runtime = await bot_on(settings, strict)
-    try:
+    async with bot_on(settings, strict):
         user = strict.user(user_id=1203)
         for _ in range(40):
             await user.send_text("xin chao")
@@ -184,8 +185,6 @@ async def test_a_flood_gets_one_notice_then_normal_answers(
         await user.send_text("/help")
         await strict.wait_until(lambda: len(user.inbox) > before, what="an answer after the pause")
         assert "/report" in (user.inbox[-1].plain_text or "")
-    finally:
-        await runtime.stop()
 
 
 async def brisk_report(user: FakeUser, pace: float, latencies: dict[str, list[float]]) -> int:
@@ -223,8 +222,7 @@ async def test_a_brisk_hour_of_reporting_loses_no_reply(
     settings: Settings, strict: FakeTelegram
 ) -> None:
     """Four reports and their look-ups: sixty interactions at one a (scaled) second."""
-    runtime = await bot_on(settings, strict, reports_per_day=10)
-    try:
+    async with bot_on(settings, strict, reports_per_day=10) as runtime:
         user = strict.user(user_id=1204)
         latencies: dict[str, list[float]] = {}
         interactions = 0
@@ -243,8 +241,6 @@ async def test_a_brisk_hour_of_reporting_loses_no_reply(
             f"\n{interactions} interactions, p50 {statistics.median(answers) * 1000:.0f} ms, "
             f"max {max(answers) * 1000:.0f} ms, 429s {strict.chat_limited}"
         )
-    finally:
-        await runtime.stop()
 
 
 async def test_replies_queued_at_shutdown_are_delivered_after_the_restart(
