@@ -235,6 +235,8 @@ def split_text(text: str, limit: int) -> list[str]:
     part; never inside a character's cluster (an emoji with its modifiers, a flag, a
     letter with its combining marks).
     """
+    if text and _units(text) <= limit:
+        return [text]  # most messages: one part, nothing to parse
     return _split([_Piece(char, char) for char in text], limit)
 
 
@@ -244,6 +246,8 @@ def split_html(text: str, limit: int) -> list[str]:
     character), in UTF-16 code units. Never cuts inside a tag or a character reference;
     a tag open at a cut is closed before it and opened again after it.
     """
+    if text and _units(text) <= limit:
+        return [text]  # the raw HTML fits, so what it shows fits: nothing to parse
     pieces = []
     for match in _HTML_PIECE.finditer(text):
         raw, closing, name = match.group(), match.group(1), match.group(2)
